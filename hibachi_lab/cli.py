@@ -1,0 +1,187 @@
+"""The ``hibachi-lab`` command line: parses arguments and calls the pipeline modules.
+
+Exit codes: 0 ok, 1 internal error (a bug: ``--debug`` shows the traceback), 2 bad input
+(one line naming the file, line, field and what was expected).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+from typer.core import TyperGroup
+
+from hibachi_lab.errors import BadInput
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_TRAFFIC = REPO_ROOT / "data" / "sample_traffic.jsonl"
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+class _Group(TyperGroup):
+    """Turns exceptions into exit codes: one clear line for bad input, a hint for bugs."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = ctx.params.get("debug") or os.environ.get("HIBACHI_LAB_DEBUG") == "1"
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except BadInput as exc:
+            if debug:
+                traceback.print_exc()
+            error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except Exception as exc:  # a bug: say so, and how to see it
+            if debug:
+                traceback.print_exc()
+            else:
+                error_console.print(
+                    f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Offline workbench for My Hibachi's multi-LLM assistant: replay routing, scrub PII, "
+    "build datasets, LoRA-tune small students and gate their promotion.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=error_console, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+LogPaths = Annotated[list[Path], typer.Argument(help="Log files (.jsonl, .jsonl.gz, .parquet), folders or globs.")]
+Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first bad line instead of quarantining it.")]
+
+
+def _print_load_report(report, title: str = "Load") -> None:
+    table = Table(title=title, show_header=False)
+    table.add_row("files", ", ".join(report.files))
+    table.add_row("lines read", f"{report.lines_read:,}")
+    table.add_row("rows loaded", f"{report.rows_loaded:,}")
+    table.add_row("rows quarantined", f"{report.rows_quarantined:,}")
+    if report.quarantine_file:
+        table.add_row("quarantine file", report.quarantine_file)
+    console.print(table)
+    if report.quarantined_by_field:
+        by_field = Table(title="Problems per field")
+        by_field.add_column("field")
+        by_field.add_column("lines", justify="right")
+        for name, count in sorted(report.quarantined_by_field.items(), key=lambda item: -item[1]):
+            by_field.add_row(name, str(count))
+        console.print(by_field)
+        for problem in report.first_problems:
+            console.print(f"  {problem}", highlight=False, soft_wrap=True)
+        if report.rows_quarantined > len(report.first_problems):
+            console.print(f"  ... and {report.rows_quarantined - len(report.first_problems)} more in the quarantine file")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    overview = Table(title="Traffic", show_header=False)
+    for key in ("turns", "conversations", "first_turn_utc", "last_turn_utc", "responses", "provider_errors",
+                "turns_with_3_or_more_responses", "sentiment_missing"):
+        value = summary[key]
+        overview.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(overview)
+    for key in ("turns_per_intent", "turns_per_routed_provider", "responses_per_model", "pii_spans_per_entity_type"):
+        counts = Table(title=key.replace("_", " "))
+        counts.add_column("value")
+        counts.add_column("count", justify="right")
+        for name, count in summary[key].items():
+            counts.add_row(name, f"{count:,}")
+        console.print(counts)
+
+
+@app.command()
+def validate(
+    logs: LogPaths,
+    strict: Strict = False,
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Where to write the bad lines (default: beside the cached table).")
+    ] = None,
+) -> None:
+    """Check log files against the logged-turn format; print counts and problems per field (exit 2 if any)."""
+    from hibachi_lab import traffic
+
+    result = traffic.read_logs(logs, strict=strict, quarantine_path=quarantine)
+    _print_load_report(result.report, title="Validation")
+    if result.report.rows_quarantined:
+        raise typer.Exit(2)
+
+
+@app.command()
+def summarize(logs: LogPaths, strict: Strict = False) -> None:
+    """Summarize logged traffic: volume, dates, intents, routing, provider errors and PII labels."""
+    from hibachi_lab import traffic
+
+    result = traffic.read_logs(logs, strict=strict)
+    _print_load_report(result.report)
+    _print_summary(traffic.summarize(result.dataset))
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.jsonl, .jsonl.gz or .parquet).")],
+    conversations: Annotated[int, typer.Option("--conversations", "-n", min=1, help="How many conversations.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same file.")] = 0,
+    config: Annotated[Path | None, typer.Option(help="Generator settings (YAML, see configs/synth.yaml).")] = None,
+) -> None:
+    """Generate realistic synthetic My Hibachi traffic with exact PII labels (deterministic per seed)."""
+    from hibachi_lab import synth as synth_module
+
+    settings = synth_module.load_config(config) if config else synth_module.SynthConfig()
+    turns = synth_module.write_synthetic(out, conversations, seed, settings)
+    console.print(f"wrote {turns:,} turns in {conversations:,} conversations to {out}")
+
+
+@app.command()
+def demo(
+    logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,
+    out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports/demo"),
+) -> None:
+    """The main job on the bundled sample: validate the log, then summarize it."""
+    from hibachi_lab import traffic
+    from hibachi_lab.files import write_text_atomic
+
+    result = traffic.read_logs(logs, quarantine_path=out / "quarantine.jsonl")
+    _print_load_report(result.report, title="Step 1: validate")
+    summary = traffic.summarize(result.dataset)
+    _print_summary(summary)
+    report = {"load": result.report.to_dict(), "summary": summary}
+    path = write_text_atomic(out / "summary.json", json.dumps(report, indent=2))
+    console.print(f"[green]demo done[/]: summary written to {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
