@@ -14,7 +14,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -33,18 +32,18 @@ error_console = Console(stderr=True)
 class _Group(TyperGroup):
     """Turns exceptions into exit codes: one clear line for bad input, a hint for bugs."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         debug = ctx.params.get("debug") or os.environ.get("HIBACHI_LAB_DEBUG") == "1"
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort, typer.TyperException):  # typer's own flow: exits, usage errors
             raise
         except BadInput as exc:
             if debug:
                 traceback.print_exc()
             error_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except Exception as exc:  # a bug: say so, and how to see it
+        except Exception as exc:  # noqa: BLE001 - a bug: say so, and how to see it
             if debug:
                 traceback.print_exc()
             else:

@@ -588,7 +588,7 @@ def _build(
                             if strict:
                                 raise BadInput(str(problem)) from None
                             if quarantine_stream is None:
-                                quarantine_stream = open(tmp_quarantine, "w", encoding="utf-8")
+                                quarantine_stream = open(tmp_quarantine, "w", encoding="utf-8")  # noqa: SIM115 - opened only on the first bad line
                             _quarantine(quarantine_stream, problem, line.raw)
                             report.rows_quarantined += 1
                             report.quarantined_by_field[exc.field] = report.quarantined_by_field.get(exc.field, 0) + 1

@@ -1,0 +1,33 @@
+"""Shared fixtures: every test gets its own cache folder, and a small valid log to work on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hibachi_lab import synth, traffic
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("HIBACHI_LAB_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def small_turns() -> list[traffic.LoggedTurn]:
+    return list(synth.generate(40, seed=11))
+
+
+@pytest.fixture
+def small_log(tmp_path, small_turns) -> Path:
+    path = tmp_path / "turns.jsonl"
+    traffic.write_turns(small_turns, path)
+    return path
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

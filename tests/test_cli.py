@@ -1,0 +1,123 @@
+"""The command line as a person uses it: help, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from hibachi_lab.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_help_lists_every_subcommand_with_a_line_each():
+    result = run("--help")
+    assert result.exit_code == 0
+    commands = [c.name for c in app.registered_commands] or []
+    registered = {cmd.callback.__name__ for cmd in app.registered_commands}
+    for name in registered:
+        assert name.replace("_", "-") in result.output
+    assert len(commands) == len(registered)
+
+
+def test_validate_a_clean_log_exits_0(small_log):
+    result = run("validate", str(small_log))
+    assert result.exit_code == 0, result.output
+    assert "rows quarantined" in result.output
+
+
+def test_validate_reports_problems_per_field_and_exits_2(tmp_path, small_log):
+    lines = small_log.read_text().splitlines()
+    obj = json.loads(lines[1])
+    obj["customer_sentiment"] = 3
+    lines[1] = json.dumps(obj)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    quarantine = tmp_path / "q.jsonl"
+
+    result = run("validate", str(bad), "--quarantine", str(quarantine))
+
+    assert result.exit_code == 2
+    assert f"{bad}:2: customer_sentiment: Input should be less than or equal to 1, got 3" in result.output
+    assert json.loads(quarantine.read_text())["line"] == 2
+
+
+def test_strict_bad_input_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"conversation_id": "c", "turn_index": -1, "timestamp": "2026-09-01T10:00:00Z", "query": "hi"}\n')
+    result = run("validate", str(bad), "--strict")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {bad}:1: turn_index: Input should be greater than or equal to 0, got -1"
+    ]
+
+
+def test_missing_file_is_bad_input(tmp_path):
+    result = run("summarize", str(tmp_path / "missing.jsonl"))
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_invalid_config_names_file_and_key(tmp_path):
+    config = tmp_path / "synth.yaml"
+    config.write_text("shadow_share: 1.5\ndays: 10\n")
+    result = run("synth", "--out", str(tmp_path / "x.jsonl"), "-n", "2", "--config", str(config))
+    assert result.exit_code == 2
+    assert f"{config}: shadow_share: Input should be less than or equal to 1, got 1.5" in result.output
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    config = tmp_path / "synth.yaml"
+    config.write_text("shadow_shar: 0.2\n")
+    result = run("synth", "--out", str(tmp_path / "x.jsonl"), "--config", str(config))
+    assert result.exit_code == 2 and "shadow_shar: Extra inputs are not permitted" in result.output
+
+
+def test_synth_then_summarize(tmp_path):
+    out = tmp_path / "t.jsonl.gz"
+    assert run("synth", "--out", str(out), "-n", "30", "--seed", "9").exit_code == 0
+    result = run("summarize", str(out))
+    assert result.exit_code == 0 and "conversations" in result.output and "30" in result.output
+
+
+def test_internal_errors_exit_1_and_debug_shows_the_traceback(tmp_path, monkeypatch):
+    from hibachi_lab import traffic
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(traffic, "summarize", broken)
+    log = tmp_path / "t.jsonl"
+    run("synth", "--out", str(log), "-n", "3")
+    plain = run("summarize", str(log))
+    assert plain.exit_code == 1
+    assert "internal error: RuntimeError: boom (run with --debug for the traceback)" in plain.output
+    debug = run("--debug", "summarize", str(log))
+    assert debug.exit_code == 1 and "Traceback" in debug.output
+
+
+def test_console_script_exit_codes(tmp_path):
+    """The installed entry point, as a shell sees it."""
+    missing = subprocess.run(
+        [sys.executable, "-m", "hibachi_lab.cli", "validate", str(tmp_path / "none.jsonl")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert "no such file" in missing.stderr
+
+
+def test_demo_validates_and_summarizes_the_sample(tmp_path):
+    result = run("demo", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["load"]["rows_quarantined"] == 0
+    assert summary["summary"]["conversations"] == 2000
