@@ -619,14 +619,14 @@ def _quarantine(stream: io.TextIOBase, problem: Problem, raw: str) -> None:
 
 def iter_objects(table: datasets.Dataset | pa.Table) -> Iterator[dict[str, Any]]:
     """The rows of a turn table as the JSON objects of the log format, unknown fields restored."""
-    for batch in _arrow(table).to_batches(max_chunksize=_BATCH_ROWS):
+    for batch in arrow_table(table).to_batches(max_chunksize=_BATCH_ROWS):
         for row in batch.to_pylist():
             yield from_row(row)
 
 
 def write(table: datasets.Dataset | pa.Table, path: str | os.PathLike) -> int:
     """Write a turn table as ``.jsonl``, ``.jsonl.gz`` or ``.parquet`` (by suffix), atomically; returns rows."""
-    arrow = _arrow(table)
+    arrow = arrow_table(table)
     return _write_batches(arrow.to_batches(max_chunksize=_BATCH_ROWS), arrow.schema, path)
 
 
@@ -672,7 +672,8 @@ def turns_table(turns: Iterable[LoggedTurn]) -> pa.Table:
     return pa.Table.from_pylist([to_row(turn) for turn in turns], schema=TURN_SCHEMA)
 
 
-def _arrow(table: datasets.Dataset | pa.Table) -> pa.Table:
+def arrow_table(table: datasets.Dataset | pa.Table) -> pa.Table:
+    """The Arrow table behind a Dataset (or the table itself)."""
     # with_format("arrow")[:] honours a Dataset's selection/shuffle indices; zero-copy without them.
     return table.with_format("arrow")[:] if isinstance(table, datasets.Dataset) else table
 
@@ -682,7 +683,7 @@ def _arrow(table: datasets.Dataset | pa.Table) -> pa.Table:
 
 def utc_times(table: datasets.Dataset | pa.Table) -> pd.Series:
     """The turns' timestamps as UTC pandas timestamps (offsets may differ from line to line)."""
-    arrow = _arrow(table)
+    arrow = arrow_table(table)
     return pd.to_datetime(arrow["timestamp"].to_pandas(), utc=True, format="ISO8601")
 
 
@@ -690,7 +691,7 @@ def summarize(table: datasets.Dataset | pa.Table) -> dict[str, Any]:
     """Counts a person checks first on a log: volume, dates, intents, routing, failures, PII labels."""
     import pyarrow.compute as pc
 
-    arrow = _arrow(table)
+    arrow = arrow_table(table)
     responses = pc.list_flatten(arrow["responses"])
     errors = pc.sum(pc.is_valid(pc.struct_field(responses, "error"))).as_py() or 0
     spans = pc.list_flatten(arrow["pii_spans"])
