@@ -24,6 +24,7 @@ from hibachi_lab.errors import BadInput
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_TRAFFIC = REPO_ROOT / "data" / "sample_traffic.jsonl"
+DEFAULT_PRICING = REPO_ROOT / "configs" / "pricing.yaml"
 
 console = Console()
 error_console = Console(stderr=True)
@@ -162,6 +163,105 @@ def synth(
     settings = synth_module.load_config(config) if config else synth_module.SynthConfig()
     turns = synth_module.write_synthetic(out, conversations, seed, settings)
     console.print(f"wrote {turns:,} turns in {conversations:,} conversations to {out}")
+
+
+PricingOption = Annotated[Path, typer.Option(help="Price table and budget settings (YAML).")]
+NoMlflow = Annotated[bool, typer.Option("--no-mlflow", help="Do not record an MLflow run.")]
+
+
+@app.command()
+def replay(
+    logs: LogPaths,
+    policy: Annotated[Path, typer.Option(help="Router policy to replay (YAML, e.g. configs/router/seed.yaml).")],
+    out: Annotated[Path, typer.Option(help="Folder for decisions.parquet, summary.json and report.html/md.")],
+    vs: Annotated[Path | None, typer.Option("--vs", help="A second policy to compare against (A/B).")] = None,
+    pricing: PricingOption = DEFAULT_PRICING,
+    charge_unknown_as: Annotated[
+        str | None,
+        typer.Option(help="Charge models missing from the price table at this model's prices, as production does "
+                     "with gpt-4-turbo (default: leave them uncharged; both ways warn)."),
+    ] = None,
+    strict: Strict = False,
+    no_mlflow: NoMlflow = False,
+) -> None:
+    """Replay logged traffic through a router policy (and a rival): cost, escalation risk, A/B report."""
+    from hibachi_lab import replay as replay_module
+    from hibachi_lab import traffic
+    from hibachi_lab.cost import Pricing
+
+    loaded = traffic.read_logs(logs, strict=strict, quarantine_path=out / "quarantine.jsonl")
+    _print_load_report(loaded.report)
+    policies = [policy] + ([vs] if vs else [])
+    summary = replay_module.run_replay(
+        loaded.dataset, policies, out, Pricing.from_yaml(pricing), charge_unknown_as,
+        track=not no_mlflow, logs_description=", ".join(str(p) for p in logs),
+    )
+    _print_replay(summary)
+    console.print(f"report: {out / 'report.html'}")
+
+
+def _print_replay(summary: dict[str, Any]) -> None:
+    table = Table(title=f"Replay of {summary['turns']:,} turns")
+    table.add_column("")
+    labels = list(summary["policies"])
+    for label in labels:
+        table.add_column(label, justify="right")
+    rows = [
+        ("total cost (USD)", lambda p: f"{p['total_cost_usd']:,.4f}"),
+        ("per 1k turns (USD)", lambda p: f"{p['cost_per_1k_turns']:,.3f}"),
+        ("monthly projection (USD)", lambda p: f"{p['monthly_projection_usd']:,.2f}"),
+        ("savings vs all-GPT-4", lambda p: f"{p['savings_vs_all_gpt4']:.1%}"),
+        ("escalation misses", lambda p: f"{p['escalation_misses']:,} / {p['at_risk_turns']:,}"),
+        ("share simple/medium/complex", lambda p: " / ".join(f"{v:.0%}" for v in p["share_per_tier"].values())),
+    ]
+    for name, render in rows:
+        table.add_row(name, *[render(summary["policies"][label]) for label in labels])
+    console.print(table)
+    for label in labels:
+        console.print(f"{label}: {summary['policies'][label]['verdict_300_rule']}", highlight=False)
+    if "ab" in summary:
+        ab = summary["ab"]
+        low, high = ab["cost_delta_95ci_usd"]
+        console.print(
+            f"A/B: same tier on {ab['tier_agreement']:.1%} of turns; B - A cost {ab['cost_delta_usd']:+,.4f} USD "
+            f"(95% CI {low:+,.4f} to {high:+,.4f}); escalation misses {ab['escalation_miss_delta']:+d}",
+            highlight=False,
+        )
+
+
+@app.command()
+def sweep(
+    logs: LogPaths,
+    policy: Annotated[Path, typer.Option(help="Policy whose parameter is swept.")],
+    param: Annotated[str, typer.Option(help="Parameter: complex_threshold, medium_threshold, escalate_sentiment_below, "
+                                       "default_sentiment or <length|complex|tool|sentiment|history>_weight.")],
+    values: Annotated[str, typer.Option(help="start:stop:step (stop included) or a comma list, e.g. 0.3:0.9:0.05.")],
+    out: Annotated[Path, typer.Option(help="Folder for sweep.json, report.html/md and a calibrated policy.")],
+    target_monthly_usd: Annotated[float | None, typer.Option(help="Write the best policy within this monthly budget.")] = None,
+    target_ensemble_share: Annotated[float | None, typer.Option(help="Write the policy closest to this ensemble share.")] = None,
+    pricing: PricingOption = DEFAULT_PRICING,
+    no_mlflow: NoMlflow = False,
+) -> None:
+    """Sweep one router parameter: cost-quality curve with the production point; optional calibrated policy."""
+    from hibachi_lab import replay as replay_module
+    from hibachi_lab import traffic
+    from hibachi_lab.cost import Pricing
+
+    loaded = traffic.read_logs(logs, quarantine_path=out / "quarantine.jsonl")
+    summary = replay_module.run_sweep(
+        loaded.dataset, policy, param, replay_module.parse_values(values), out, Pricing.from_yaml(pricing),
+        target_monthly_usd, target_ensemble_share, track=not no_mlflow,
+    )
+    table = Table(title=f"Sweep of {param}")
+    for column in ("value", "ensemble share", "monthly USD", "escalation misses"):
+        table.add_column(column, justify="right")
+    for point in summary["points"]:
+        table.add_row(f"{point['value']:g}", f"{point['ensemble_share']:.1%}", f"{point['monthly_projection_usd']:,.2f}",
+                      str(point["escalation_misses"]))
+    console.print(table)
+    if "calibrated" in summary:
+        console.print(f"calibrated policy: {summary['calibrated']['policy_file']} ({param} = {summary['calibrated']['value']})")
+    console.print(f"report: {out / 'report.html'}")
 
 
 @app.command()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
+import ahocorasick
 import datasets
 import numpy as np
 import pyarrow as pa
@@ -23,29 +23,17 @@ from hibachi_lab.config import load_yaml_config
 Tier = Literal["simple", "medium", "complex"]
 
 
-def _python_whitespace_class() -> str:
-    """An RE2 class of exactly the characters ``str.split()`` splits on, for this Python's Unicode."""
-    codes = [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
-    ranges, start = [], codes[0]
-    for previous, code in zip(codes, codes[1:] + [None]):
-        if code != previous + 1:
-            ranges.append(f"\\x{{{start:x}}}" + (f"-\\x{{{previous:x}}}" if previous != start else ""))
-            start = code
-    return "".join(ranges)
-
-
-# A word is a maximal run of non-whitespace, so counting runs equals len(query.split()).
-_WORD = f"[^{_python_whitespace_class()}]+"
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Keyword = Annotated[str, Field(min_length=1)]
+
+
 class Keywords(_Strict):
-    simple: list[str]
-    complex: list[str]
-    tool: list[str]
+    simple: list[Keyword]
+    complex: list[Keyword]
+    tool: list[Keyword]
 
 
 class Weights(_Strict):
@@ -158,15 +146,21 @@ class Policy(_Strict):
         """
         from hibachi_lab.traffic import arrow_table
 
-        arrow = arrow_table(table)
-        query = arrow["query"].combine_chunks()
+        arrow = arrow_table(table).select(["query", "history", "customer_sentiment"])
+        matcher = _KeywordMatcher(self)
+        # A pass over a bounded number of rows keeps memory flat on logs of millions of turns.
+        parts = [self._classify_rows(matcher, batch) for batch in arrow.to_batches(max_chunksize=_ROWS_PER_PASS)]
+        return pa.concat_tables(parts) if parts else self._classify_rows(matcher, arrow)
+
+    def _classify_rows(self, matcher: _KeywordMatcher, rows: pa.RecordBatch | pa.Table) -> pa.Table:
+        query = rows["query"]
+        if isinstance(query, pa.ChunkedArray):
+            query = query.combine_chunks()
         lowered = _lower_like_python(query)
-        simple_hits = self._hits_column(lowered, self.keywords.simple)
-        complex_hits = self._hits_column(lowered, self.keywords.complex)
-        tool_hits = self._hits_column(lowered, self.keywords.tool)
-        word_count = pc.count_substring_regex(query, pattern=_WORD).to_numpy(zero_copy_only=False)
-        history_depth = pc.fill_null(pc.list_value_length(arrow["history"]), 0).to_numpy(zero_copy_only=False)
-        sentiment = pc.fill_null(arrow["customer_sentiment"], self.default_sentiment).to_numpy(zero_copy_only=False)
+        simple_hits, complex_hits, tool_hits = matcher.hits(lowered)
+        word_count = _word_counts(query)
+        history_depth = pc.fill_null(pc.list_value_length(rows["history"]), 0).to_numpy(zero_copy_only=False)
+        sentiment = pc.fill_null(rows["customer_sentiment"], self.default_sentiment).to_numpy(zero_copy_only=False)
 
         weights, scales = self.weights, self.scales
         # Same operations in the same order as classify(): the scores are equal bit for bit.
@@ -177,42 +171,133 @@ class Policy(_Strict):
             + (1 - sentiment) * weights.sentiment
             + np.minimum(history_depth / scales.history_depth, 1) * weights.history
         )
-        tier = np.where(score < self.thresholds.medium, "simple", np.where(score < self.thresholds.complex, "medium", "complex"))
-        provider = np.where(
-            tier == "simple", self.providers.simple, np.where(tier == "medium", self.providers.medium, self.providers.complex)
-        ).astype(object)
-        overrides = self.overrides
-        if overrides.tool_hits_to_medium:
-            to_tool = tool_hits > 0
-            tier = np.where(to_tool, "medium", tier)
-            provider = np.where(to_tool, self.providers.tool, provider)
+        # Tiers as codes 0/1/2 (simple/medium/complex); "tool" is the medium tier with the tool provider.
+        tier = np.where(score < self.thresholds.medium, 0, np.where(score < self.thresholds.complex, 1, 2))
+        tool_route = np.zeros(len(score), dtype=bool)
+        if self.overrides.tool_hits_to_medium:
+            tool_route = tool_hits > 0
+            tier = np.where(tool_route, 1, tier)
         escalate = np.zeros(len(score), dtype=bool)
-        if overrides.escalate_complex_hits is not None:
-            escalate |= complex_hits >= overrides.escalate_complex_hits
-        if overrides.escalate_sentiment_below is not None:
-            escalate |= sentiment < overrides.escalate_sentiment_below
-        tier = np.where(escalate, "complex", tier)
-        provider = np.where(escalate, self.providers.complex, provider)
+        if self.overrides.escalate_complex_hits is not None:
+            escalate |= complex_hits >= self.overrides.escalate_complex_hits
+        if self.overrides.escalate_sentiment_below is not None:
+            escalate |= sentiment < self.overrides.escalate_sentiment_below
+        tier = np.where(escalate, 2, tier)
+        tool_route &= ~escalate
+        providers = [self.providers.simple, self.providers.medium, self.providers.complex, self.providers.tool]
+        provider_code = np.where(tool_route, 3, tier)
         return pa.table(
             {
-                "tier": pa.array(tier.astype(str)),
+                "tier": pa.DictionaryArray.from_arrays(pa.array(tier, pa.int8()), pa.array(TIERS)).cast(pa.string()),
                 "score": pa.array(score, pa.float64()),
-                "provider": pa.array(provider.astype(str)),
+                "provider": pa.DictionaryArray.from_arrays(pa.array(provider_code, pa.int8()), pa.array(providers))
+                .cast(pa.string()),
                 "simple_hits": pa.array(simple_hits, pa.int64()),
                 "complex_hits": pa.array(complex_hits, pa.int64()),
                 "tool_hits": pa.array(tool_hits, pa.int64()),
             }
         )
 
-    def _hits_column(self, lowered: pa.Array, keywords: list[str]) -> np.ndarray:
-        hits = np.zeros(len(lowered), dtype=np.int64)
-        for keyword in keywords:
-            if self.match == "substring":
-                found = pc.match_substring(lowered, keyword)
-            else:
-                found = pc.match_substring_regex(lowered, self._boundary_pattern(keyword))
-            hits += found.to_numpy(zero_copy_only=False).astype(np.int64)
-        return hits
+
+TIERS = ["simple", "medium", "complex"]
+_ROWS_PER_PASS = 200_000
+_KEYWORD_SETS = ("simple", "complex", "tool")
+
+
+class _KeywordMatcher:
+    """All keyword sets matched in one Aho-Corasick pass over a column's bytes.
+
+    The column's UTF-8 buffer is read as Latin-1, one character per byte, so a match is a byte
+    match (which, UTF-8 being self-synchronising, is a character match) and positions are
+    byte offsets that line up with Arrow's row offsets.
+    """
+
+    def __init__(self, policy: Policy):
+        self.word_boundary = policy.match == "word_boundary"
+        keywords: dict[str, np.ndarray] = {}
+        for set_index, name in enumerate(_KEYWORD_SETS):
+            for keyword in getattr(policy.keywords, name):
+                # A keyword listed twice in a set counts twice, as in classify().
+                keywords.setdefault(keyword, np.zeros(len(_KEYWORD_SETS), dtype=np.int64))[set_index] += 1
+        self.counts = np.array(list(keywords.values())).reshape(-1, len(_KEYWORD_SETS))
+        encoded = [keyword.encode("utf-8") for keyword in keywords]
+        self.lengths = np.array([len(b) for b in encoded], dtype=np.int64)
+        self.first_is_word = np.array([_is_ascii_word(b[0]) for b in encoded], dtype=bool)
+        self.last_is_word = np.array([_is_ascii_word(b[-1]) for b in encoded], dtype=bool)
+        self.automaton = ahocorasick.Automaton()
+        for index, raw in enumerate(encoded):
+            self.automaton.add_word(raw.decode("latin-1"), index)
+        self.automaton.make_automaton()
+
+    def hits(self, lowered: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = len(lowered)
+        totals = np.zeros((rows, len(_KEYWORD_SETS)), dtype=np.int64)
+        if rows == 0 or len(self.lengths) == 0:
+            return totals[:, 0], totals[:, 1], totals[:, 2]
+        row_offsets = np.frombuffer(lowered.buffers()[1], dtype=np.int32)[lowered.offset : lowered.offset + rows + 1]
+        data = lowered.buffers()[2]
+        text = (data.to_pybytes()[row_offsets[0] : row_offsets[-1]] if data is not None else b"").decode("latin-1")
+        row_offsets = row_offsets - row_offsets[0]
+        found = np.fromiter(
+            (value for end_and_id in self.automaton.iter(text) for value in end_and_id), dtype=np.int64
+        ).reshape(-1, 2)
+        if len(found) == 0:
+            return totals[:, 0], totals[:, 1], totals[:, 2]
+        ends, ids = found[:, 0] + 1, found[:, 1]
+        starts = ends - self.lengths[ids]
+        row = np.searchsorted(row_offsets, starts, side="right") - 1
+        inside = ends <= row_offsets[row + 1]
+        if self.word_boundary:
+            inside &= self._on_boundaries(text, starts, ends, row_offsets[row], row_offsets[row + 1], ids)
+        pairs = np.unique(row[inside] * len(self.lengths) + ids[inside])
+        pair_rows, pair_ids = pairs // len(self.lengths), pairs % len(self.lengths)
+        np.add.at(totals, pair_rows, self.counts[pair_ids])
+        return totals[:, 0], totals[:, 1], totals[:, 2]
+
+    def _on_boundaries(self, text, starts, ends, row_starts, row_ends, ids) -> np.ndarray:
+        """Python's ``\\b`` under re.ASCII: a word/non-word change at both ends (row edges are non-word)."""
+        data = np.frombuffer(text.encode("latin-1"), dtype=np.uint8)
+        word_byte = _ASCII_WORD[data] if len(data) else np.zeros(0, dtype=bool)
+        before = np.where(starts > row_starts, word_byte[np.maximum(starts - 1, 0)], False)
+        after = np.where(ends < row_ends, word_byte[np.minimum(ends, len(data) - 1)], False)
+        return (before != self.first_is_word[ids]) & (after != self.last_is_word[ids])
+
+
+_ASCII_WORD = np.zeros(256, dtype=bool)
+for _byte in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
+    _ASCII_WORD[_byte] = True
+
+
+def _is_ascii_word(byte: int) -> bool:
+    return bool(_ASCII_WORD[byte])
+
+
+# Python's whitespace among ASCII bytes: str.split() splits on these (and on some non-ASCII ones).
+_ASCII_SPACE = np.zeros(256, dtype=bool)
+for _byte in b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ":
+    _ASCII_SPACE[_byte] = True
+
+
+def _word_counts(query: pa.Array) -> np.ndarray:
+    """``len(q.split())`` for every row: counted on the bytes for ASCII rows, by Python for the rest."""
+    rows = len(query)
+    offsets = np.frombuffer(query.buffers()[1], dtype=np.int32)[query.offset : query.offset + rows + 1]
+    data = query.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]] if data is not None else np.zeros(0, np.uint8)
+    offsets = offsets - offsets[0]
+    space = _ASCII_SPACE[raw]
+    # A word starts at a non-space byte that opens its row or follows a space.
+    starts = ~space
+    starts[1:] &= space[:-1]
+    row_starts = offsets[:-1][offsets[:-1] < offsets[1:]]
+    starts[row_starts] = ~space[row_starts]
+    running = np.concatenate([[0], np.cumsum(starts, dtype=np.int64)])
+    counts = running[offsets[1:]] - running[offsets[:-1]]
+    non_ascii = np.flatnonzero(~pc.string_is_ascii(query).to_numpy(zero_copy_only=False))
+    if len(non_ascii):
+        exceptions = pc.take(query, pa.array(non_ascii)).to_pylist()
+        counts[non_ascii] = [len(text.split()) for text in exceptions]
+    return counts
 
 
 def _lower_like_python(strings: pa.Array) -> pa.Array:

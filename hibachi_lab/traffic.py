@@ -542,6 +542,7 @@ def _load(
     if arrow_path.exists() and report_path.exists():
         report = LoadReport.from_dict(json.loads(report_path.read_text()))
         report.from_cache = True
+        report.files = [str(p) for p in files]  # the same files, perhaps named by another path
     else:
         report = _build(files, parse_source, extra_check, schema, strict, arrow_path, cached_quarantine)
         with atomic_path(report_path) as tmp:

@@ -12,8 +12,10 @@ from hibachi_lab import synth, traffic
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own load cache and MLflow database, never the user's."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("HIBACHI_LAB_CACHE", str(cache))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{cache / 'mlflow.db'}")
     return cache
 
 

@@ -1,0 +1,496 @@
+"""Router replay: run logged traffic through a policy (and a rival), cost it, weigh the risk, compare.
+
+``replay`` answers "what does this router cost and where does it route badly", and with a
+second policy "what would change": agreement, an A x B confusion matrix, the cost difference
+with a 95% paired-bootstrap interval over turns, and the turns where the two disagree most
+consequentially. ``sweep`` moves one policy parameter across a range and draws the
+cost-quality curve, optionally writing a policy calibrated to a budget or an ensemble share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from hibachi_lab import registry
+from hibachi_lab.cost import Pricing, budget_view, routing_costs
+from hibachi_lab.errors import BadInput
+from hibachi_lab.files import atomic_path, write_text_atomic
+from hibachi_lab.report import Report
+from hibachi_lab.router import Policy
+from hibachi_lab.traffic import arrow_table
+
+log = logging.getLogger(__name__)
+
+TIERS = ["simple", "medium", "complex"]
+ESCALATION_SENTIMENT = 0.3
+SIMILARITY_NOT_COMPUTED = "not computed: the similarity engine (ensemble issue) has not landed yet"
+WITHHELD = "[customer text withheld from MLflow until the log passes the PII leak check]"
+
+
+@dataclass
+class PolicyReplay:
+    """One policy's decisions on a log: a row per turn, plus its summary."""
+
+    label: str
+    policy: Policy
+    path: str
+    sha256: str
+    decisions: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def escalation_risk(table: datasets.Dataset | pa.Table) -> np.ndarray:
+    """Turns that must reach the complex tier: complaints and customers below 0.3 sentiment."""
+    arrow = arrow_table(table)
+    complaint = pc.equal(pc.struct_field(arrow["labels"], "intent"), "complaint")
+    upset = pc.less(arrow["customer_sentiment"], ESCALATION_SENTIMENT)
+    return pc.fill_null(pc.or_kleene(complaint, upset), False).to_numpy(zero_copy_only=False)
+
+
+def replay_policy(
+    table: datasets.Dataset | pa.Table,
+    policy_path: str | os.PathLike,
+    pricing: Pricing,
+    charge_unknown_as: str | None = None,
+    label: str | None = None,
+) -> PolicyReplay:
+    policy = Policy.from_yaml(policy_path)
+    arrow = arrow_table(table)
+    decisions = policy.classify_table(arrow).to_pandas()
+    costs = routing_costs(arrow, decisions["provider"].to_numpy(), pricing, charge_unknown_as)
+    decisions = pd.concat([decisions, costs], axis=1)
+    at_risk = escalation_risk(arrow)
+    decisions["escalation_miss"] = at_risk & (decisions["tier"] != "complex")
+    budget = budget_view(arrow, decisions["cost_usd"], pricing)
+    logged = arrow["routed_provider"].to_numpy(zero_copy_only=False)
+    has_logged = pd.notna(logged)
+    turns = len(decisions)
+    summary = {
+        "policy": policy.name,
+        "policy_file": str(policy_path),
+        "turns": turns,
+        "share_per_tier": {tier: float((decisions["tier"] == tier).mean()) if turns else 0.0 for tier in TIERS},
+        "share_per_provider": decisions["provider"].value_counts(normalize=True).sort_index().to_dict(),
+        "cost_per_tier_usd": {tier: float(decisions.loc[decisions["tier"] == tier, "cost_usd"].sum()) for tier in TIERS},
+        "cost_estimated_turns": int(decisions["cost_estimated"].sum()),
+        "cost_sources": decisions["cost_source"].value_counts().to_dict(),
+        "at_risk_turns": int(at_risk.sum()),
+        "escalation_misses": int(decisions["escalation_miss"].sum()),
+        "agreement_with_logged_routing": float((decisions["provider"].to_numpy()[has_logged] == logged[has_logged]).mean())
+        if has_logged.any()
+        else None,
+        "turns_with_score_above_1": int((decisions["score"] > 1).sum()),
+        "substring_only_hit_turns": _substring_only_hits(policy, arrow),
+        "answer_similarity_to_ensemble": SIMILARITY_NOT_COMPUTED,
+    } | budget
+    name = label or policy.name
+    return PolicyReplay(name, policy, str(policy_path), _sha256(policy_path), decisions, summary)
+
+
+def _substring_only_hits(policy: Policy, arrow: pa.Table) -> int | None:
+    """Turns whose hit counts change when keywords must be whole words (the 'facebook' quirk)."""
+    if policy.match != "substring":
+        return None
+    whole_words = policy.model_copy(update={"match": "word_boundary"}).classify_table(arrow)
+    as_logged = policy.classify_table(arrow)
+    differs = np.zeros(arrow.num_rows, dtype=bool)
+    for column in ("simple_hits", "complex_hits", "tool_hits"):
+        differs |= as_logged[column].to_numpy() != whole_words[column].to_numpy()
+    return int(differs.sum())
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- A/B
+
+
+def paired_bootstrap_interval(
+    differences: np.ndarray, resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Interval for the total of per-turn differences, resampling turns (so pairs stay paired)."""
+    differences = np.asarray(differences, dtype=float)
+    n = len(differences)
+    if n == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    totals = np.empty(resamples)
+    chunk = max(1, 5_000_000 // n)  # bound memory on big logs
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        picks = rng.integers(0, n, size=(stop - start, n))
+        totals[start:stop] = differences[picks].sum(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(totals, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def compare(a: PolicyReplay, b: PolicyReplay) -> dict[str, Any]:
+    """B against A on the same turns."""
+    da, db = a.decisions, b.decisions
+    confusion = pd.crosstab(da["tier"], db["tier"]).reindex(index=TIERS, columns=TIERS, fill_value=0)
+    difference = (db["cost_usd"].fillna(0) - da["cost_usd"].fillna(0)).to_numpy()
+    low, high = paired_bootstrap_interval(difference)
+    return {
+        "a": a.label,
+        "b": b.label,
+        "tier_agreement": float((da["tier"] == db["tier"]).mean()),
+        "provider_agreement": float((da["provider"] == db["provider"]).mean()),
+        "confusion_tiers_a_rows_b_columns": {tier: confusion.loc[tier].astype(int).to_dict() for tier in TIERS},
+        "cost_delta_usd": float(difference.sum()),
+        "cost_delta_95ci_usd": [low, high],
+        "cost_delta_per_1k_turns": float(difference.mean() * 1000) if len(difference) else 0.0,
+        "escalation_miss_delta": int(db["escalation_miss"].sum() - da["escalation_miss"].sum()),
+    }
+
+
+def consequential_disagreements(
+    table: pa.Table, a: PolicyReplay, b: PolicyReplay, limit: int = 20
+) -> pd.DataFrame:
+    """Turns where A and B route differently, the riskiest (an escalation missed by one) first, then the costliest."""
+    da, db = a.decisions, b.decisions
+    differ = (da["provider"] != db["provider"]).to_numpy()
+    frame = pd.DataFrame(
+        {
+            "conversation_id": table["conversation_id"].to_numpy(zero_copy_only=False),
+            "turn_index": table["turn_index"].to_numpy(),
+            "query": table["query"].to_numpy(zero_copy_only=False),
+            "a": da["tier"] + "/" + da["provider"],
+            "b": db["tier"] + "/" + db["provider"],
+            "cost_delta_usd": db["cost_usd"].fillna(0) - da["cost_usd"].fillna(0),
+            "risk_change": db["escalation_miss"].astype(int) - da["escalation_miss"].astype(int),
+        }
+    )[differ]
+    frame["risk"] = frame["risk_change"].map({1: f"{b.label} misses an escalation", -1: f"{a.label} misses an escalation", 0: ""})
+    order = frame.assign(abs_risk=frame["risk_change"].abs(), abs_cost=frame["cost_delta_usd"].abs())
+    order = order.sort_values(["abs_risk", "abs_cost", "conversation_id", "turn_index"], ascending=[False, False, True, True])
+    return order.drop(columns=["abs_risk", "abs_cost", "risk_change"]).head(limit)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def run_replay(
+    table: datasets.Dataset | pa.Table,
+    policy_paths: list[str | os.PathLike],
+    out: str | os.PathLike,
+    pricing: Pricing,
+    charge_unknown_as: str | None = None,
+    track: bool = True,
+    logs_description: str = "",
+) -> dict[str, Any]:
+    """Replay one policy (or an A/B pair) and write decisions.parquet, summary.json, report.html/md."""
+    arrow = arrow_table(table)
+    out = Path(out)
+    labels = _labels(policy_paths)
+    replays = [replay_policy(arrow, path, pricing, charge_unknown_as, label) for path, label in zip(policy_paths, labels)]
+    summary: dict[str, Any] = {"logs": logs_description, "turns": arrow.num_rows, "policies": {r.label: r.summary for r in replays}}
+    if len(replays) == 2:
+        summary["ab"] = compare(*replays)
+
+    _write_decisions(arrow, replays, out / "decisions.parquet")
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=_json_default))
+    disagreements = consequential_disagreements(arrow, *replays) if len(replays) == 2 else None
+    _replay_report(replays, summary, disagreements, customer_text=True).write(out)
+    if track:
+        with tempfile.TemporaryDirectory() as artifacts:
+            _replay_report(replays, summary, disagreements, customer_text=False).write(artifacts)
+            (Path(artifacts) / "summary.json").write_text((out / "summary.json").read_text())
+            params = {"logs": logs_description, "pricing_sha256": hashlib.sha256(pricing.model_dump_json().encode()).hexdigest()}
+            for replay in replays:
+                params[f"{replay.label}.policy_file"] = replay.path
+                params[f"{replay.label}.policy_sha256"] = replay.sha256
+            summary["mlflow_run_id"] = registry.log_run(
+                "router-replay", " vs ".join(labels), params, _replay_metrics(summary), artifacts
+            )
+    return summary
+
+
+def _labels(policy_paths: list[str | os.PathLike]) -> list[str]:
+    names = [Policy.from_yaml(path).name for path in policy_paths]
+    if len(set(names)) < len(names):
+        return [f"{name}[{'AB'[i]}]" for i, name in enumerate(names)]
+    return names
+
+
+def _write_decisions(arrow: pa.Table, replays: list[PolicyReplay], path: Path) -> None:
+    frames = []
+    for replay in replays:
+        frame = replay.decisions.copy()
+        frame.insert(0, "policy", replay.label)
+        frame.insert(0, "turn_index", arrow["turn_index"].to_numpy())
+        frame.insert(0, "conversation_id", arrow["conversation_id"].to_numpy(zero_copy_only=False))
+        frames.append(frame)
+    with atomic_path(path) as tmp:
+        pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
+
+
+def _replay_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    metrics = {}
+    for label, policy in summary["policies"].items():
+        for key in ("total_cost_usd", "cost_per_1k_turns", "monthly_projection_usd", "escalation_misses",
+                    "savings_vs_all_gpt4", "cost_estimated_turns"):
+            metrics[f"{label}.{key}"] = policy[key]
+        for tier, share in policy["share_per_tier"].items():
+            metrics[f"{label}.share_{tier}"] = share
+    if "ab" in summary:
+        ab = summary["ab"]
+        metrics |= {"ab.tier_agreement": ab["tier_agreement"], "ab.cost_delta_usd": ab["cost_delta_usd"],
+                    "ab.escalation_miss_delta": ab["escalation_miss_delta"]}
+    return metrics
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _replay_report(
+    replays: list[PolicyReplay], summary: dict[str, Any], disagreements: pd.DataFrame | None, customer_text: bool
+) -> Report:
+    title = "Router replay: " + " vs ".join(r.label for r in replays)
+    report = Report(title)
+    report.paragraph(f"{summary['turns']:,} logged turns from {summary['logs'] or 'the given logs'}.")
+    report.heading("Policies")
+    header = ["", *[r.label for r in replays]]
+    rows = [
+        ["policy file", *[r.path for r in replays]],
+        ["total cost (USD)", *[r.summary["total_cost_usd"] for r in replays]],
+        ["cost per 1k turns (USD)", *[r.summary["cost_per_1k_turns"] for r in replays]],
+        ["monthly projection (USD)", *[r.summary["monthly_projection_usd"] for r in replays]],
+        ["savings vs all-GPT-4", *[f"{r.summary['savings_vs_all_gpt4']:.1%}" for r in replays]],
+        ["escalation misses", *[f"{r.summary['escalation_misses']} of {r.summary['at_risk_turns']} at-risk turns" for r in replays]],
+        ["turns with estimated cost", *[r.summary["cost_estimated_turns"] for r in replays]],
+        ["agreement with logged routing", *[_share(r.summary["agreement_with_logged_routing"]) for r in replays]],
+        ["turns with a substring-only keyword hit", *[_or_na(r.summary["substring_only_hit_turns"]) for r in replays]],
+        ["turns with score above 1", *[r.summary["turns_with_score_above_1"] for r in replays]],
+        ["answer similarity to the ensemble", *[r.summary["answer_similarity_to_ensemble"] for r in replays]],
+    ] + [[f"share {tier}", *[f"{r.summary['share_per_tier'][tier]:.1%}" for r in replays]] for tier in TIERS]
+    report.table(header, rows)
+    report.heading("The $300 rule")
+    for replay in replays:
+        report.paragraph(f"{replay.label}: {replay.summary['verdict_300_rule']}.")
+        alerts = replay.summary["days_over_daily_alert"]
+        if alerts:
+            report.paragraph(f"{replay.label}: {len(alerts)} day(s) over the daily alert: {', '.join(alerts[:10])}.")
+
+    report.figure(_bars(replays, lambda r: [100 * r.summary["share_per_tier"][t] for t in TIERS], "share of turns (%)"),
+                  "tier_shares", "Share of turns per tier")
+    report.figure(_bars(replays, lambda r: [r.summary["cost_per_tier_usd"][t] for t in TIERS], "cost (USD)"),
+                  "cost_per_tier", "Cost per tier")
+    report.figure(_daily(replays), "daily_cost", "Daily cost (local date of the turn)")
+    if "ab" in summary:
+        ab = summary["ab"]
+        report.heading(f"A/B: {ab['a']} (A) vs {ab['b']} (B)")
+        low, high = ab["cost_delta_95ci_usd"]
+        report.paragraph(
+            f"Same tier on {ab['tier_agreement']:.1%} of turns, same provider on {ab['provider_agreement']:.1%}. "
+            f"B costs {ab['cost_delta_usd']:+,.4f} USD against A (95% paired-bootstrap interval {low:+,.4f} to {high:+,.4f}); "
+            f"escalation misses change by {ab['escalation_miss_delta']:+d}."
+        )
+        report.figure(_heatmap(ab), "confusion", f"Tiers: {ab['a']} (rows) vs {ab['b']} (columns)")
+        report.heading("The 20 most consequential disagreements")
+        report.table(
+            ["conversation", "turn", "query", f"A: {ab['a']}", f"B: {ab['b']}", "cost B - A (USD)", "risk"],
+            [
+                [row.conversation_id, row.turn_index, row.query if customer_text else WITHHELD, row.a, row.b,
+                 row.cost_delta_usd, row.risk]
+                for row in disagreements.itertuples()
+            ],
+        )
+    return report
+
+
+def _share(value: float | None) -> str:
+    return "n/a (no routed_provider logged)" if value is None else f"{value:.1%}"
+
+
+def _or_na(value: Any) -> Any:
+    return "n/a (word matching)" if value is None else value
+
+
+def _bars(replays: list[PolicyReplay], values, ylabel: str) -> plt.Figure:
+    fig, axis = plt.subplots(figsize=(6, 3.2))
+    width = 0.8 / len(replays)
+    positions = np.arange(len(TIERS))
+    for i, replay in enumerate(replays):
+        axis.bar(positions + i * width, values(replay), width, label=replay.label)
+    axis.set_xticks(positions + width * (len(replays) - 1) / 2, TIERS)
+    axis.set_ylabel(ylabel)
+    axis.legend()
+    return fig
+
+
+def _daily(replays: list[PolicyReplay]) -> plt.Figure:
+    fig, axis = plt.subplots(figsize=(8, 3.2))
+    for replay in replays:
+        daily = pd.Series(replay.summary["daily_cost_usd"])
+        axis.plot(pd.to_datetime(daily.index), daily.to_numpy(), label=replay.label, linewidth=1)
+    axis.set_ylabel("USD per day")
+    axis.legend()
+    fig.autofmt_xdate()
+    return fig
+
+
+def _heatmap(ab: dict[str, Any]) -> plt.Figure:
+    matrix = np.array([[ab["confusion_tiers_a_rows_b_columns"][a][b] for b in TIERS] for a in TIERS])
+    fig, axis = plt.subplots(figsize=(4.2, 3.6))
+    image = axis.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        axis.text(j, i, f"{count:,}", ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
+    axis.set_xticks(range(3), TIERS)
+    axis.set_yticks(range(3), TIERS)
+    axis.set_xlabel(f"B: {ab['b']}")
+    axis.set_ylabel(f"A: {ab['a']}")
+    fig.colorbar(image)
+    return fig
+
+
+# --------------------------------------------------------------------------- sweep
+
+SWEEP_PARAMETERS = {
+    "complex_threshold": ("thresholds", "complex"),
+    "medium_threshold": ("thresholds", "medium"),
+    "escalate_sentiment_below": ("overrides", "escalate_sentiment_below"),
+    "default_sentiment": (None, "default_sentiment"),
+    **{f"{name}_weight": ("weights", name) for name in ("length", "complex", "tool", "sentiment", "history")},
+}
+
+
+def parse_values(spec: str) -> list[float]:
+    """``0.3:0.9:0.05`` (start:stop:step, stop included) or ``0.4,0.5,0.7``."""
+    try:
+        if ":" in spec:
+            start, stop, step = (float(part) for part in spec.split(":"))
+            if step <= 0 or stop < start:
+                raise ValueError
+            count = int(round((stop - start) / step)) + 1
+            return [round(start + i * step, 10) for i in range(count)]
+        return [float(part) for part in spec.split(",")]
+    except ValueError:
+        raise BadInput(f"--values {spec}: expected start:stop:step with step > 0 (e.g. 0.3:0.9:0.05) or a comma list") from None
+
+
+def with_parameter(policy: Policy, parameter: str, value: float) -> Policy:
+    if parameter not in SWEEP_PARAMETERS:
+        raise BadInput(f"--param {parameter}: expected one of {', '.join(sorted(SWEEP_PARAMETERS))}")
+    section, key = SWEEP_PARAMETERS[parameter]
+    if section is None:
+        return policy.model_copy(update={key: value})
+    return policy.model_copy(update={section: getattr(policy, section).model_copy(update={key: value})})
+
+
+def run_sweep(
+    table: datasets.Dataset | pa.Table,
+    policy_path: str | os.PathLike,
+    parameter: str,
+    values: list[float],
+    out: str | os.PathLike,
+    pricing: Pricing,
+    target_monthly_usd: float | None = None,
+    target_ensemble_share: float | None = None,
+    track: bool = True,
+) -> dict[str, Any]:
+    """Cost and quality for each value of one parameter; optionally write a calibrated policy."""
+    arrow = arrow_table(table)
+    out = Path(out)
+    base = Policy.from_yaml(policy_path)
+    at_risk = escalation_risk(arrow)
+    points = []
+    for value in values:
+        policy = with_parameter(base, parameter, value)
+        decisions = policy.classify_table(arrow).to_pandas()
+        costs = routing_costs(arrow, decisions["provider"].to_numpy(), pricing)
+        budget = budget_view(arrow, costs["cost_usd"], pricing)
+        misses = int((at_risk & (decisions["tier"] != "complex")).sum())
+        points.append({
+            "value": value,
+            "ensemble_share": float((decisions["provider"] == policy.providers.complex).mean()),
+            "monthly_projection_usd": budget["monthly_projection_usd"],
+            "total_cost_usd": budget["total_cost_usd"],
+            "escalation_misses": misses,
+            # Until answer similarity lands, quality is the share of at-risk turns that reach the complex tier.
+            "escalation_coverage": 1 - misses / at_risk.sum() if at_risk.any() else 1.0,
+        })
+    section, key = SWEEP_PARAMETERS[parameter]
+    production_value = getattr(base, key) if section is None else getattr(getattr(base, section), key)
+    summary: dict[str, Any] = {"policy": base.name, "parameter": parameter, "production_value": production_value,
+                               "quality": "escalation coverage (answer similarity: " + SIMILARITY_NOT_COMPUTED + ")",
+                               "points": points}
+    chosen = _calibrate(points, target_monthly_usd, target_ensemble_share)
+    if chosen is not None:
+        calibrated = with_parameter(base, parameter, chosen["value"])
+        calibrated = calibrated.model_copy(update={
+            "name": f"{base.name}-calibrated",
+            "description": f"{base.name} with {parameter} = {chosen['value']} (calibrated by hibachi-lab sweep)",
+        })
+        path = write_text_atomic(out / "calibrated_policy.yaml", yaml.safe_dump(calibrated.model_dump(), sort_keys=False))
+        summary["calibrated"] = {"value": chosen["value"], "policy_file": str(path), "point": chosen}
+    write_text_atomic(out / "sweep.json", json.dumps(summary, indent=2, default=_json_default))
+    report = _sweep_report(summary)
+    report.write(out)
+    if track:
+        registry.log_run("router-sweep", f"{base.name}:{parameter}", {"policy_file": str(policy_path),
+                         "policy_sha256": _sha256(policy_path), "parameter": parameter, "values": values},
+                         {}, out)
+    return summary
+
+
+def _calibrate(points: list[dict], monthly_usd: float | None, ensemble_share: float | None) -> dict | None:
+    if monthly_usd is not None and ensemble_share is not None:
+        raise BadInput("give either --target-monthly-usd or --target-ensemble-share, not both")
+    if monthly_usd is not None:
+        affordable = [p for p in points if p["monthly_projection_usd"] <= monthly_usd]
+        if not affordable:
+            cheapest = min(points, key=lambda p: p["monthly_projection_usd"])
+            raise BadInput(f"--target-monthly-usd {monthly_usd}: no swept value is that cheap "
+                           f"(cheapest: {cheapest['monthly_projection_usd']:.2f} at {cheapest['value']})")
+        return max(affordable, key=lambda p: (p["escalation_coverage"], -p["monthly_projection_usd"]))
+    if ensemble_share is not None:
+        return min(points, key=lambda p: (abs(p["ensemble_share"] - ensemble_share), p["monthly_projection_usd"]))
+    return None
+
+
+def _sweep_report(summary: dict[str, Any]) -> Report:
+    points = pd.DataFrame(summary["points"])
+    report = Report(f"Sweep of {summary['parameter']} on {summary['policy']}")
+    report.paragraph(f"Quality here is {summary['quality']}. Production value: {summary['production_value']}.")
+    for x, label, name in (("ensemble_share", "share of turns sent to the ensemble", "cost_quality_share"),
+                           ("monthly_projection_usd", "projected monthly cost (USD)", "cost_quality_dollars")):
+        fig, axis = plt.subplots(figsize=(6, 3.6))
+        axis.plot(points[x], points["escalation_coverage"], marker="o")
+        for row in points.itertuples():
+            axis.annotate(f"{row.value:g}", (getattr(row, x), row.escalation_coverage), fontsize=7)
+        production = points[np.isclose(points["value"], summary["production_value"])]
+        if len(production):
+            axis.scatter(production[x], production["escalation_coverage"], s=120, facecolors="none", edgecolors="red",
+                         label="production value", zorder=3)
+            axis.legend()
+        axis.set_xlabel(label)
+        axis.set_ylabel("escalation coverage")
+        report.figure(fig, name, f"Quality against {label}")
+    report.table(list(points.columns), points.to_numpy().tolist())
+    if "calibrated" in summary:
+        report.paragraph(f"Calibrated value {summary['calibrated']['value']} written to {summary['calibrated']['policy_file']}.")
+    return report

@@ -1,0 +1,153 @@
+"""Router replay as a user runs it: A/B on a small log, reports that parse, sweeps that calibrate."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from hibachi_lab import registry, traffic
+from hibachi_lab.cli import app
+from hibachi_lab.cost import Pricing
+from hibachi_lab.replay import paired_bootstrap_interval, run_replay, run_sweep
+from hibachi_lab.router import Policy
+
+ROUTERS = Path(__file__).resolve().parent.parent / "configs" / "router"
+SEED, WORD = ROUTERS / "seed.yaml", ROUTERS / "word_boundary.yaml"
+
+# query -> (seed tier, word-boundary tier), worked out by hand from the production formula
+HAND_MADE = {
+    "what are your hours": ("simple", "simple"),
+    "bring tissue paper": ("simple", "simple"),  # "issue" in "tissue": 1 complex hit, still simple
+    "saw you on facebook": ("medium", "simple"),  # "book" in "facebook": tool override -> medium
+    "I want to cancel and get a refund, very disappointed": ("complex", "complex"),
+    "is the deposit refundable, we must cancel": ("complex", "simple"),  # "refund" in "refundable" + cancel = 2
+}
+
+
+@pytest.fixture
+def hand_made_log() -> traffic.pa.Table:
+    turns = [
+        traffic.parse_turn({"conversation_id": f"c{i}", "turn_index": 0, "timestamp": "2026-09-01T10:00:00-07:00",
+                            "query": query, "labels": {"intent": "faq_hours"}})
+        for i, query in enumerate(HAND_MADE)
+    ]
+    return traffic.turns_table(turns)
+
+
+def test_hand_made_decisions(hand_made_log):
+    seed, word = Policy.from_yaml(SEED), Policy.from_yaml(WORD)
+    for query, (seed_tier, word_tier) in HAND_MADE.items():
+        assert (seed.classify(query).tier, word.classify(query).tier) == (seed_tier, word_tier), query
+
+
+def test_ab_gives_the_expected_confusion_matrix(tmp_path, hand_made_log):
+    summary = run_replay(hand_made_log, [SEED, WORD], tmp_path, Pricing.from_yaml(), track=False)
+    confusion = summary["ab"]["confusion_tiers_a_rows_b_columns"]
+    assert confusion == {
+        "simple": {"simple": 2, "medium": 0, "complex": 0},
+        "medium": {"simple": 1, "medium": 0, "complex": 0},
+        "complex": {"simple": 1, "medium": 0, "complex": 1},
+    }
+    assert summary["ab"]["tier_agreement"] == pytest.approx(3 / 5)
+    assert summary["policies"]["seed"]["substring_only_hit_turns"] == 3
+
+
+def test_replay_writes_decisions_summary_and_reports_that_parse(tmp_path, small_log):
+    dataset = traffic.load(small_log)
+    summary = run_replay(dataset, [SEED, WORD], tmp_path, Pricing.from_yaml(), logs_description=str(small_log))
+
+    decisions = pd.read_parquet(tmp_path / "decisions.parquet")
+    assert list(decisions.columns[:11]) == ["conversation_id", "turn_index", "policy", "tier", "score", "provider",
+                                             "simple_hits", "complex_hits", "tool_hits", "cost_usd", "cost_source"]
+    assert "cost_estimated" in decisions.columns
+    assert len(decisions) == 2 * dataset.num_rows
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["policies"]["seed"]["agreement_with_logged_routing"] == 1.0  # seed reproduces production
+    assert set(on_disk["ab"]) >= {"tier_agreement", "cost_delta_usd", "cost_delta_95ci_usd", "escalation_miss_delta"}
+
+    parser = _Collector()
+    parser.feed((tmp_path / "report.html").read_text())
+    assert len(parser.images) == 4 and all(src.startswith("data:image/png;base64,") for src in parser.images)
+    assert "20 most consequential disagreements" in parser.text
+    markdown = (tmp_path / "report.md").read_text()
+    for figure in ("tier_shares", "cost_per_tier", "daily_cost", "confusion"):
+        assert f"(figures/{figure}.png)" in markdown and (tmp_path / "figures" / f"{figure}.png").stat().st_size > 1000
+
+    run = MlflowClient(registry.tracking_uri()).get_run(summary["mlflow_run_id"])
+    assert run.data.params["seed.policy_sha256"] == summary_hash(SEED)
+    assert run.data.metrics["seed.total_cost_usd"] == pytest.approx(summary["policies"]["seed"]["total_cost_usd"])
+    artifacts = {a.path for a in MlflowClient(registry.tracking_uri()).list_artifacts(run.info.run_id)}
+    assert {"report.html", "report.md", "summary.json"} <= artifacts
+
+
+def test_customer_text_never_reaches_the_mlflow_copy_of_the_report(tmp_path, small_log):
+    dataset = traffic.load(small_log)
+    summary = run_replay(dataset, [SEED, WORD], tmp_path, Pricing.from_yaml())
+    client = MlflowClient(registry.tracking_uri())
+    local = Path(client.download_artifacts(summary["mlflow_run_id"], "report.md", str(tmp_path / "dl")))
+    queries = set(dataset["query"])
+    assert not any(query in local.read_text() for query in queries if len(query) > 20)
+    assert any(query in (tmp_path / "report.md").read_text() for query in queries)
+
+
+def summary_hash(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _Collector(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.text = [], ""
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+    def handle_data(self, data):
+        self.text += data
+
+
+def test_bootstrap_interval_contains_the_total_and_narrows_with_more_turns():
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(0.01, 0.02, 200), rng.normal(0.01, 0.02, 5000)
+    low, high = paired_bootstrap_interval(few)
+    assert low < few.sum() < high
+    low_many, high_many = paired_bootstrap_interval(many)
+    # compare widths per turn: the mean's interval narrows as 1/sqrt(n)
+    assert (high_many - low_many) / 5000 < (high - low) / 200
+
+
+def test_sweep_calibrates_to_an_ensemble_share(tmp_path, small_log):
+    dataset = traffic.load(small_log)
+    summary = run_sweep(dataset, SEED, "complex_threshold", [0.3, 0.45, 0.6, 0.9], tmp_path, Pricing.from_yaml(),
+                        target_ensemble_share=0.5, track=False)
+    shares = [p["ensemble_share"] for p in summary["points"]]
+    assert shares == sorted(shares, reverse=True)  # a higher threshold sends fewer turns to the ensemble
+    assert shares[0] > shares[-1]
+    calibrated = Policy.from_yaml(summary["calibrated"]["policy_file"])
+    closest = min(summary["points"], key=lambda p: abs(p["ensemble_share"] - 0.5))
+    assert calibrated.thresholds.complex == closest["value"]
+    assert calibrated.classify_table(dataset)["provider"].to_pylist().count("ensemble") / len(dataset) == closest["ensemble_share"]
+    assert (tmp_path / "figures" / "cost_quality_share.png").exists()
+
+
+def test_replay_from_the_command_line(tmp_path, small_log):
+    result = CliRunner().invoke(app, ["replay", str(small_log), "--policy", str(SEED), "--vs", str(WORD),
+                                      "--out", str(tmp_path), "--no-mlflow"])
+    assert result.exit_code == 0, result.output
+    assert "A/B: same tier on" in result.output and (tmp_path / "report.html").exists()
+
+
+def test_sweep_rejects_an_unknown_parameter(tmp_path, small_log):
+    result = CliRunner().invoke(app, ["sweep", str(small_log), "--policy", str(SEED), "--param", "colour",
+                                      "--values", "0.1:0.2:0.1", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--param colour: expected one of" in result.output
