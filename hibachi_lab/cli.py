@@ -181,6 +181,9 @@ def replay(
         typer.Option(help="Charge models missing from the price table at this model's prices, as production does "
                      "with gpt-4-turbo (default: leave them uncharged; both ways warn)."),
     ] = None,
+    env_file: Annotated[
+        Path | None, typer.Option(help="Production env file: AI_ROUTER_COMPLEX_THRESHOLD overrides policy A's threshold.")
+    ] = None,
     strict: Strict = False,
     no_mlflow: NoMlflow = False,
 ) -> None:
@@ -194,7 +197,7 @@ def replay(
     policies = [policy] + ([vs] if vs else [])
     summary = replay_module.run_replay(
         loaded.dataset, policies, out, Pricing.from_yaml(pricing), charge_unknown_as,
-        track=not no_mlflow, logs_description=", ".join(str(p) for p in logs),
+        track=not no_mlflow, logs_description=", ".join(str(p) for p in logs), env_file=env_file,
     )
     _print_replay(summary)
     console.print(f"report: {out / 'report.html'}")
@@ -269,17 +272,29 @@ def demo(
     logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,
     out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports/demo"),
 ) -> None:
-    """The main job on the bundled sample: validate the log, then summarize it."""
-    from hibachi_lab import traffic
+    """The main job on the bundled sample: validate and summarize the log, then replay the router A/B."""
+    from hibachi_lab import registry, traffic
+    from hibachi_lab import replay as replay_module
+    from hibachi_lab.cost import Pricing
     from hibachi_lab.files import write_text_atomic
 
     result = traffic.read_logs(logs, quarantine_path=out / "quarantine.jsonl")
     _print_load_report(result.report, title="Step 1: validate")
     summary = traffic.summarize(result.dataset)
     _print_summary(summary)
-    report = {"load": result.report.to_dict(), "summary": summary}
-    path = write_text_atomic(out / "summary.json", json.dumps(report, indent=2))
-    console.print(f"[green]demo done[/]: summary written to {path}")
+
+    console.rule("Step 2: router replay, production (seed) vs word-boundary keywords")
+    routers = REPO_ROOT / "configs" / "router"
+    replayed = replay_module.run_replay(
+        result.dataset, [routers / "seed.yaml", routers / "word_boundary.yaml"], out / "replay_ab",
+        Pricing.from_yaml(DEFAULT_PRICING), logs_description=str(logs),
+    )
+    _print_replay(replayed)
+
+    report = {"load": result.report.to_dict(), "summary": summary, "replay": replayed}
+    path = write_text_atomic(out / "summary.json", json.dumps(report, indent=2, default=str))
+    console.print(f"[green]demo done[/]: summary {path}, A/B report {out / 'replay_ab' / 'report.html'}")
+    console.print(f"MLflow: mlflow ui --backend-store-uri {registry.tracking_uri()}  (experiment router-replay)")
 
 
 if __name__ == "__main__":  # pragma: no cover

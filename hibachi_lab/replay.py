@@ -68,8 +68,9 @@ def replay_policy(
     pricing: Pricing,
     charge_unknown_as: str | None = None,
     label: str | None = None,
+    env_file: str | os.PathLike | None = None,
 ) -> PolicyReplay:
-    policy = Policy.from_yaml(policy_path)
+    policy = Policy.from_yaml(policy_path, env_file)
     arrow = arrow_table(table)
     decisions = policy.classify_table(arrow).to_pandas()
     costs = routing_costs(arrow, decisions["provider"].to_numpy(), pricing, charge_unknown_as)
@@ -194,12 +195,20 @@ def run_replay(
     charge_unknown_as: str | None = None,
     track: bool = True,
     logs_description: str = "",
+    env_file: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Replay one policy (or an A/B pair) and write decisions.parquet, summary.json, report.html/md."""
+    """Replay one policy (or an A/B pair) and write decisions.parquet, summary.json, report.html/md.
+
+    ``env_file`` (production's settings) applies to policy A only, so B stays the changed router.
+    """
     arrow = arrow_table(table)
     out = Path(out)
     labels = _labels(policy_paths)
-    replays = [replay_policy(arrow, path, pricing, charge_unknown_as, label) for path, label in zip(policy_paths, labels)]
+    env_files = [env_file] + [None] * (len(policy_paths) - 1)
+    replays = [
+        replay_policy(arrow, path, pricing, charge_unknown_as, label, env)
+        for path, label, env in zip(policy_paths, labels, env_files)
+    ]
     summary: dict[str, Any] = {"logs": logs_description, "turns": arrow.num_rows, "policies": {r.label: r.summary for r in replays}}
     if len(replays) == 2:
         summary["ab"] = compare(*replays)
@@ -212,7 +221,8 @@ def run_replay(
         with tempfile.TemporaryDirectory() as artifacts:
             _replay_report(replays, summary, disagreements, customer_text=False).write(artifacts)
             (Path(artifacts) / "summary.json").write_text((out / "summary.json").read_text())
-            params = {"logs": logs_description, "pricing_sha256": hashlib.sha256(pricing.model_dump_json().encode()).hexdigest()}
+            params = {"logs": logs_description, "env_file": str(env_file),
+                      "pricing_sha256": hashlib.sha256(pricing.model_dump_json().encode()).hexdigest()}
             for replay in replays:
                 params[f"{replay.label}.policy_file"] = replay.path
                 params[f"{replay.label}.policy_sha256"] = replay.sha256
@@ -385,7 +395,7 @@ def parse_values(spec: str) -> list[float]:
             start, stop, step = (float(part) for part in spec.split(":"))
             if step <= 0 or stop < start:
                 raise ValueError
-            count = int(round((stop - start) / step)) + 1
+            count = round((stop - start) / step) + 1
             return [round(start + i * step, 10) for i in range(count)]
         return [float(part) for part in spec.split(",")]
     except ValueError:

@@ -12,9 +12,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # reports are written headless, on laptops, CI and Kaggle alike
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from hibachi_lab.files import write_text_atomic  # noqa: E402
+from hibachi_lab.files import write_text_atomic
 
 
 @dataclass
@@ -80,10 +80,7 @@ class Report:
         parts = [
             "<!doctype html><html><head><meta charset='utf-8'>",
             f"<title>{html.escape(self.title)}</title>",
-            "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-            "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;"
-            "text-align:left;vertical-align:top}th{background:#f3f3f3}figure{margin:1.5em 0}img{max-width:100%}"
-            "figcaption{color:#555;font-size:0.9em}</style></head><body>",
+            _STYLE,
             f"<h1>{html.escape(self.title)}</h1>",
         ]
         for kind, content in self.blocks:
@@ -105,6 +102,14 @@ class Report:
                 )
         parts.append("</body></html>")
         return "\n".join(parts)
+
+
+_STYLE = (
+    "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;"
+    "text-align:left;vertical-align:top}th{background:#f3f3f3}figure{margin:1.5em 0}img{max-width:100%}"
+    "figcaption{color:#555;font-size:0.9em}</style></head><body>"
+)
 
 
 def _text(cell: object) -> str:

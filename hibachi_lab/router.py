@@ -6,9 +6,11 @@ matching, weights, thresholds, overrides or the tier -> provider map.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Literal
 
 import ahocorasick
@@ -19,6 +21,9 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from hibachi_lab.config import load_yaml_config
+from hibachi_lab.errors import BadInput
+
+log = logging.getLogger(__name__)
 
 Tier = Literal["simple", "medium", "complex"]
 
@@ -93,8 +98,26 @@ class Policy(_Strict):
     providers: Providers = Providers()
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> Policy:
-        return load_yaml_config(path, cls)
+    def from_yaml(cls, path: str | os.PathLike, env_file: str | os.PathLike | None = None) -> Policy:
+        """Load a policy; ``env_file`` (production's ``.env``) may override its complex threshold."""
+        policy = load_yaml_config(path, cls)
+        return policy.with_env_file(env_file) if env_file is not None else policy
+
+    def with_env_file(self, path: str | os.PathLike) -> Policy:
+        """Apply ``AI_ROUTER_COMPLEX_THRESHOLD`` from a production env file (``KEY=VALUE`` lines).
+
+        ``AI_ROUTER_ENSEMBLE_THRESHOLD`` is read and checked but changes nothing: the production
+        router code sends every complex-tier turn to the ensemble and never consults it.
+        """
+        settings = _read_env_file(path)
+        policy = self
+        if "AI_ROUTER_COMPLEX_THRESHOLD" in settings:
+            value = _env_float(path, settings, "AI_ROUTER_COMPLEX_THRESHOLD")
+            policy = policy.model_copy(update={"thresholds": policy.thresholds.model_copy(update={"complex": value})})
+        if "AI_ROUTER_ENSEMBLE_THRESHOLD" in settings:
+            _env_float(path, settings, "AI_ROUTER_ENSEMBLE_THRESHOLD")
+            log.warning("%s: AI_ROUTER_ENSEMBLE_THRESHOLD is not used by the production router code; ignored", path)
+        return policy
 
     def _boundary_pattern(self, keyword: str) -> str:
         # \b on both sides when the keyword starts/ends with a word character, as a person means it
@@ -197,6 +220,31 @@ class Policy(_Strict):
                 "tool_hits": pa.array(tool_hits, pa.int64()),
             }
         )
+
+
+def _read_env_file(path: str | os.PathLike) -> dict[str, str]:
+    settings = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise BadInput(f"{path}: env file not found") from None
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.removeprefix("export ").split("=", 1)
+        settings[key.strip()] = value.strip().strip("'\"")
+    return settings
+
+
+def _env_float(path: str | os.PathLike, settings: dict[str, str], key: str) -> float:
+    try:
+        value = float(settings[key])
+    except ValueError:
+        raise BadInput(f"{path}: {key}: expected a number between 0 and 1, got {settings[key]!r}") from None
+    if not 0 <= value <= 1:
+        raise BadInput(f"{path}: {key}: expected a number between 0 and 1, got {value}")
+    return value
 
 
 TIERS = ["simple", "medium", "complex"]

@@ -115,9 +115,11 @@ def test_console_script_exit_codes(tmp_path):
     assert "no such file" in missing.stderr
 
 
-def test_demo_validates_and_summarizes_the_sample(tmp_path):
+def test_demo_validates_summarizes_and_replays_the_sample(tmp_path):
     result = run("demo", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["load"]["rows_quarantined"] == 0
     assert summary["summary"]["conversations"] == 2000
+    assert summary["replay"]["policies"]["seed"]["agreement_with_logged_routing"] == 1.0
+    assert (tmp_path / "replay_ab" / "report.html").exists()

@@ -117,3 +117,28 @@ def test_classify_table_equals_classify_on_every_input(rows, policy_file):
         want = policy.classify(query, [None] * depth, sentiment)
         assert got == {"tier": want.tier, "score": want.score, "provider": want.provider,
                        "simple_hits": want.simple_hits, "complex_hits": want.complex_hits, "tool_hits": want.tool_hits}
+
+
+def test_production_env_file_sets_the_complex_threshold(tmp_path, seed):
+    env = tmp_path / ".env"
+    env.write_text("# production\nAI_ROUTER_COMPLEX_THRESHOLD=0.45\nexport AI_ROUTER_ENSEMBLE_THRESHOLD='0.8'\n")
+    policy = Policy.from_yaml(CONFIGS / "seed.yaml", env_file=env)
+    assert policy.thresholds.complex == 0.45 and policy.thresholds.medium == seed.thresholds.medium
+
+
+def test_a_bad_env_value_is_bad_input(tmp_path):
+    from hibachi_lab.errors import BadInput
+
+    env = tmp_path / ".env"
+    env.write_text("AI_ROUTER_COMPLEX_THRESHOLD=high\n")
+    with pytest.raises(BadInput, match=r"AI_ROUTER_COMPLEX_THRESHOLD: expected a number between 0 and 1, got 'high'"):
+        Policy.from_yaml(CONFIGS / "seed.yaml", env_file=env)
+
+
+def test_empty_keywords_are_rejected_with_the_key_named(tmp_path):
+    from hibachi_lab.errors import BadInput
+
+    bad = tmp_path / "p.yaml"
+    bad.write_text("name: x\nkeywords: {simple: [''], complex: [], tool: []}\n")
+    with pytest.raises(BadInput, match=r"keywords.simple.0: String should have at least 1 character"):
+        Policy.from_yaml(bad)
