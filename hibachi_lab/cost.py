@@ -181,13 +181,14 @@ def routing_costs(
     calls["cost_usd"] = cost.to_numpy()
     calls["source_rank"] = np.where(logged, np.where(calls["was_routed_here"], 0, 1), 2)
 
-    per_turn = calls.groupby("turn").agg(cost_usd=("cost_usd", lambda s: s.sum(min_count=1)), rank=("source_rank", "max"))
-    source = per_turn["rank"].map({rank: name for name, rank in SOURCE_RANK.items()})
+    by_turn = calls.groupby("turn")
+    turn_cost = by_turn["cost_usd"].sum(min_count=1)  # an uncharged (unknown-model) call keeps NaN
+    rank = by_turn["source_rank"].max()
     return pd.DataFrame(
         {
-            "cost_usd": per_turn["cost_usd"].to_numpy(),
-            "cost_source": source.to_numpy(),
-            "cost_estimated": (per_turn["rank"] == SOURCE_RANK["estimated"]).to_numpy(),
+            "cost_usd": turn_cost.to_numpy(),
+            "cost_source": rank.map({value: name for name, value in SOURCE_RANK.items()}).to_numpy(),
+            "cost_estimated": (rank == SOURCE_RANK["estimated"]).to_numpy(),
         }
     )
 

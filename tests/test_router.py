@@ -142,3 +142,15 @@ def test_empty_keywords_are_rejected_with_the_key_named(tmp_path):
     bad.write_text("name: x\nkeywords: {simple: [''], complex: [], tool: []}\n")
     with pytest.raises(BadInput, match=r"keywords.simple.0: String should have at least 1 character"):
         Policy.from_yaml(bad)
+
+
+def test_classify_table_on_a_slice_of_a_log(small_turns, seed):
+    from hibachi_lab import traffic
+
+    table = traffic.turns_table(small_turns).slice(7, 40)  # arrays with a non-zero offset
+    out = seed.classify_table(table).to_pylist()
+    for turn, got in zip(small_turns[7:47], out):
+        want = seed.classify(turn.query, turn.history, turn.customer_sentiment)
+        assert (got["tier"], got["score"], got["provider"], got["tool_hits"]) == (
+            want.tier, want.score, want.provider, want.tool_hits)
+    assert len(out) == 40
