@@ -97,3 +97,15 @@ def test_render_and_join_label_exactly_the_pii_values(literals, name, phone, gue
     joined = join(Text("prefix"), first, render("x {phone}", values))
     assert [joined.content[s:e] for s, e, _ in joined.spans] == [name, phone, phone]
     assert [kind for _, _, kind in joined.spans] == ["PERSON", "PHONE_NUMBER", "PHONE_NUMBER"]
+
+
+def test_the_committed_sample_is_what_the_readme_command_makes(tmp_path):
+    from typer.testing import CliRunner
+
+    from hibachi_lab.cli import REPO_ROOT, app
+
+    out = tmp_path / "sample.jsonl"
+    result = CliRunner().invoke(app, ["synth", "--out", str(out), "-n", "2000", "--seed", "2026",
+                                      "--config", str(REPO_ROOT / "configs" / "synth.yaml")])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == (REPO_ROOT / "data" / "sample_traffic.jsonl").read_bytes()
