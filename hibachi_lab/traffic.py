@@ -12,6 +12,7 @@ and ``tool_calls`` (free-form JSON) is kept as JSON text.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import gzip
@@ -571,42 +572,43 @@ def _build(
     quarantine_file: Path,
 ) -> LoadReport:
     report = LoadReport(files=[str(p) for p in files])
-    quarantine_stream: io.TextIOBase | None = None
     rows: list[dict[str, Any]] = []
-    with atomic_path(arrow_path) as tmp_arrow, atomic_path(quarantine_file) as tmp_quarantine:
-        with pa.OSFile(str(tmp_arrow), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-            with progress_bar("Loading logs", _total_size(files) // 400) as advance:
-                for path in files:
-                    for line in parse_source(path):
-                        report.lines_read += 1
-                        advance(1)
-                        try:
-                            record = line.parse()
-                            if extra_check is not None:
-                                extra_check(record)
-                        except _LineError as exc:
-                            problem = Problem(str(path), line.number, exc.field, exc.reason)
-                            if strict:
-                                raise BadInput(str(problem)) from None
-                            if quarantine_stream is None:
-                                quarantine_stream = open(tmp_quarantine, "w", encoding="utf-8")  # noqa: SIM115 - opened only on the first bad line
-                            _quarantine(quarantine_stream, problem, line.raw)
-                            report.rows_quarantined += 1
-                            report.quarantined_by_field[exc.field] = report.quarantined_by_field.get(exc.field, 0) + 1
-                            if len(report.first_problems) < _LISTED_PROBLEMS:
-                                report.first_problems.append(str(problem))
-                            continue
-                        rows.append(to_row(record))
-                        if len(rows) >= _BATCH_ROWS:
-                            writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=schema))
-                            rows.clear()
-                if rows:
-                    writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=schema))
-            report.rows_loaded = report.lines_read - report.rows_quarantined
-        if quarantine_stream is not None:
-            quarantine_stream.close()
-        else:
-            tmp_quarantine.write_text("")
+
+    def flush() -> None:
+        writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=schema))
+        report.rows_loaded += len(rows)
+        rows.clear()
+
+    with contextlib.ExitStack() as stack:
+        tmp_arrow = stack.enter_context(atomic_path(arrow_path))
+        tmp_quarantine = stack.enter_context(atomic_path(quarantine_file))
+        quarantine_stream = stack.enter_context(open(tmp_quarantine, "w", encoding="utf-8"))
+        sink = stack.enter_context(pa.OSFile(str(tmp_arrow), "wb"))
+        writer = stack.enter_context(pa.ipc.new_stream(sink, schema))
+        advance = stack.enter_context(progress_bar("Loading logs", _total_size(files) // 400))
+        for path in files:
+            for line in parse_source(path):
+                report.lines_read += 1
+                advance(1)
+                try:
+                    record = line.parse()
+                    if extra_check is not None:
+                        extra_check(record)
+                except _LineError as exc:
+                    problem = Problem(str(path), line.number, exc.field, exc.reason)
+                    if strict:
+                        raise BadInput(str(problem)) from None
+                    _quarantine(quarantine_stream, problem, line.raw)
+                    report.rows_quarantined += 1
+                    report.quarantined_by_field[exc.field] = report.quarantined_by_field.get(exc.field, 0) + 1
+                    if len(report.first_problems) < _LISTED_PROBLEMS:
+                        report.first_problems.append(str(problem))
+                    continue
+                rows.append(to_row(record))
+                if len(rows) >= _BATCH_ROWS:
+                    flush()
+        if rows:
+            flush()
     return report
 
 

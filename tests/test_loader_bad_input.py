@@ -193,4 +193,8 @@ def test_corrupting_random_lines_loses_no_valid_row(tmp_path_factory, small_turn
     report = result.report
     assert report.lines_read == len(lines)
     assert report.lines_read == report.rows_loaded + report.rows_quarantined
+    assert result.dataset.num_rows == report.rows_loaded
+    if report.rows_quarantined:
+        with open(report.quarantine_file, encoding="utf-8") as quarantined:
+            assert sum(1 for _ in quarantined) == report.rows_quarantined
     assert list(traffic.iter_objects(result.dataset)) == expected
