@@ -7,11 +7,17 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hibachi_lab.errors import BadInput
 
 ConfigModel = TypeVar("ConfigModel", bound=BaseModel)
+
+
+class StrictConfig(BaseModel):
+    """Base of every YAML config model: a misspelt key is an error, not a silently ignored line."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from hibachi_lab.config import load_yaml_config
+from hibachi_lab.config import StrictConfig, load_yaml_config
 from hibachi_lab.errors import BadInput
 from hibachi_lab.traffic import arrow_table, utc_times
 
@@ -32,19 +32,12 @@ DAYS_PER_MONTH = 30.4
 SOURCE_RANK = {"logged": 0, "shadow": 1, "estimated": 2}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelPrice(_Strict):
+class ModelPrice(StrictConfig):
     input_per_1k: float = Field(ge=0)
     output_per_1k: float = Field(ge=0)
 
-    def cost(self, input_tokens: float, output_tokens: float) -> float:
-        return input_tokens / 1000 * self.input_per_1k + output_tokens / 1000 * self.output_per_1k
 
-
-class Budget(_Strict):
+class Budget(StrictConfig):
     daily_alert_usd: float = 50
     monthly_alert_usd: float = 500
     all_gpt4_cost_per_query_usd: float = 0.05
@@ -53,10 +46,10 @@ class Budget(_Strict):
     gpu_server_monthly_usd: float = 223
 
 
-class Pricing(_Strict):
+class Pricing(StrictConfig):
     models: dict[str, ModelPrice]
     providers: dict[str, str]
-    ensembles: dict[str, list[str]] = {}
+    ensembles: dict[str, list[str]] = Field(default_factory=dict)
     production_unknown_model_fallback: str = "gpt-4-turbo"
     budget: Budget = Budget()
 
@@ -115,8 +108,7 @@ def price_responses(
     """
     if charge_unknown_as is not None and charge_unknown_as not in pricing.models:
         raise BadInput(f"--charge-unknown-as {charge_unknown_as}: no such model in the price table")
-    input_price = responses["model"].map({m: p.input_per_1k for m, p in pricing.models.items()})
-    output_price = responses["model"].map({m: p.output_per_1k for m, p in pricing.models.items()})
+    input_price, output_price = _prices(pricing, responses["model"])
     unknown = input_price.isna()
     unknown_counts = responses.loc[unknown, "model"].value_counts().to_dict()
     if unknown_counts:
@@ -136,6 +128,14 @@ def price_responses(
             )
     costs = responses["input_tokens"] / 1000 * input_price + responses["output_tokens"] / 1000 * output_price
     return costs, {str(k): int(v) for k, v in unknown_counts.items()}
+
+
+def _prices(pricing: Pricing, models: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Per-1k input and output prices for a column of model names (NaN for unknown models)."""
+    return (
+        models.map({name: price.input_per_1k for name, price in pricing.models.items()}),
+        models.map({name: price.output_per_1k for name, price in pricing.models.items()}),
+    )
 
 
 # --------------------------------------------------------------------------- costs of a routing
@@ -204,9 +204,8 @@ def _estimate(calls: pd.DataFrame, responses: pd.DataFrame, pricing: Pricing) ->
     prompt = responses.groupby("turn")["input_tokens"].max()
     input_tokens = pd.Series(prompt.reindex(calls["turn"]).to_numpy())
     input_tokens = input_tokens.fillna(responses["input_tokens"].mean() if len(responses) else 0.0)
-    input_price = calls["model"].map({m: p.input_per_1k for m, p in pricing.models.items()}).to_numpy()
-    output_price = calls["model"].map({m: p.output_per_1k for m, p in pricing.models.items()}).to_numpy()
-    return input_tokens / 1000 * input_price + output / 1000 * output_price
+    input_price, output_price = _prices(pricing, calls["model"])
+    return input_tokens / 1000 * input_price.to_numpy() + output / 1000 * output_price.to_numpy()
 
 
 # --------------------------------------------------------------------------- budget view

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -31,12 +30,9 @@ from hibachi_lab.cost import Pricing, budget_view, routing_costs
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import atomic_path, write_text_atomic
 from hibachi_lab.report import Report
-from hibachi_lab.router import Policy
+from hibachi_lab.router import TIERS, Policy
 from hibachi_lab.traffic import arrow_table
 
-log = logging.getLogger(__name__)
-
-TIERS = ["simple", "medium", "complex"]
 ESCALATION_SENTIMENT = 0.3
 SIMILARITY_NOT_COMPUTED = "not computed: the similarity engine (ensemble issue) has not landed yet"
 WITHHELD = "[customer text withheld from MLflow until the log passes the PII leak check]"
@@ -96,22 +92,21 @@ def replay_policy(
         if has_logged.any()
         else None,
         "turns_with_score_above_1": int((decisions["score"] > 1).sum()),
-        "substring_only_hit_turns": _substring_only_hits(policy, arrow),
+        "substring_only_hit_turns": _substring_only_hits(policy, decisions, arrow),
         "answer_similarity_to_ensemble": SIMILARITY_NOT_COMPUTED,
     } | budget
     name = label or policy.name
     return PolicyReplay(name, policy, str(policy_path), _sha256(policy_path), decisions, summary)
 
 
-def _substring_only_hits(policy: Policy, arrow: pa.Table) -> int | None:
+def _substring_only_hits(policy: Policy, decisions: pd.DataFrame, arrow: pa.Table) -> int | None:
     """Turns whose hit counts change when keywords must be whole words (the 'facebook' quirk)."""
     if policy.match != "substring":
         return None
     whole_words = policy.model_copy(update={"match": "word_boundary"}).classify_table(arrow)
-    as_logged = policy.classify_table(arrow)
     differs = np.zeros(arrow.num_rows, dtype=bool)
     for column in ("simple_hits", "complex_hits", "tool_hits"):
-        differs |= as_logged[column].to_numpy() != whole_words[column].to_numpy()
+        differs |= decisions[column].to_numpy() != whole_words[column].to_numpy()
     return int(differs.sum())
 
 

@@ -18,9 +18,9 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from hibachi_lab.config import load_yaml_config
+from hibachi_lab.config import StrictConfig, load_yaml_config
 from hibachi_lab.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -28,20 +28,16 @@ log = logging.getLogger(__name__)
 Tier = Literal["simple", "medium", "complex"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 Keyword = Annotated[str, Field(min_length=1)]
 
 
-class Keywords(_Strict):
+class Keywords(StrictConfig):
     simple: list[Keyword]
     complex: list[Keyword]
     tool: list[Keyword]
 
 
-class Weights(_Strict):
+class Weights(StrictConfig):
     length: float = 0.15
     complex: float = 0.30
     tool: float = 0.20
@@ -49,26 +45,26 @@ class Weights(_Strict):
     history: float = 0.15
 
 
-class Scales(_Strict):
+class Scales(StrictConfig):
     length_words: float = Field(50, gt=0)
     complex_hits: float = Field(5, gt=0)
     tool_hits: float = Field(3, gt=0)
     history_depth: float = Field(10, gt=0)
 
 
-class Thresholds(_Strict):
+class Thresholds(StrictConfig):
     medium: float = 0.3  # score below this: simple
     complex: float = 0.6  # score below this: medium; otherwise complex
 
 
-class Overrides(_Strict):
+class Overrides(StrictConfig):
     tool_hits_to_medium: bool = True
     # null switches an escalation off
     escalate_complex_hits: int | None = 2
     escalate_sentiment_below: float | None = 0.3
 
 
-class Providers(_Strict):
+class Providers(StrictConfig):
     simple: str = "mistral_small"
     medium: str = "mixtral_8x22b"
     complex: str = "ensemble"
@@ -85,7 +81,7 @@ class Decision:
     tool_hits: int
 
 
-class Policy(_Strict):
+class Policy(StrictConfig):
     name: str
     description: str = ""
     match: Literal["substring", "word_boundary"] = "substring"
@@ -120,7 +116,7 @@ class Policy(_Strict):
         return policy
 
     def _boundary_pattern(self, keyword: str) -> str:
-        # \b on both sides when the keyword starts/ends with a word character, as a person means it
+        # Python's \b on both sides (used with re.ASCII): the keyword must stand as its own word
         return rf"\b{re.escape(keyword)}\b"
 
     def count_hits(self, query_lower: str, keywords: list[str]) -> int:
@@ -282,10 +278,8 @@ class _KeywordMatcher:
         totals = np.zeros((rows, len(_KEYWORD_SETS)), dtype=np.int64)
         if rows == 0 or len(self.lengths) == 0:
             return totals[:, 0], totals[:, 1], totals[:, 2]
-        row_offsets = np.frombuffer(lowered.buffers()[1], dtype=np.int32)[lowered.offset : lowered.offset + rows + 1]
-        data = lowered.buffers()[2]
-        text = (data.to_pybytes()[row_offsets[0] : row_offsets[-1]] if data is not None else b"").decode("latin-1")
-        row_offsets = row_offsets - row_offsets[0]
+        row_offsets, raw = _offsets_and_bytes(lowered)
+        text = raw.tobytes().decode("latin-1")
         found = np.fromiter(
             (value for end_and_id in self.automaton.iter(text) for value in end_and_id), dtype=np.int64
         ).reshape(-1, 2)
@@ -296,19 +290,27 @@ class _KeywordMatcher:
         row = np.searchsorted(row_offsets, starts, side="right") - 1
         inside = ends <= row_offsets[row + 1]
         if self.word_boundary:
-            inside &= self._on_boundaries(text, starts, ends, row_offsets[row], row_offsets[row + 1], ids)
+            inside &= self._on_boundaries(raw, starts, ends, row_offsets[row], row_offsets[row + 1], ids)
         pairs = np.unique(row[inside] * len(self.lengths) + ids[inside])
         pair_rows, pair_ids = pairs // len(self.lengths), pairs % len(self.lengths)
         np.add.at(totals, pair_rows, self.counts[pair_ids])
         return totals[:, 0], totals[:, 1], totals[:, 2]
 
-    def _on_boundaries(self, text, starts, ends, row_starts, row_ends, ids) -> np.ndarray:
+    def _on_boundaries(self, raw, starts, ends, row_starts, row_ends, ids) -> np.ndarray:
         """Python's ``\\b`` under re.ASCII: a word/non-word change at both ends (row edges are non-word)."""
-        data = np.frombuffer(text.encode("latin-1"), dtype=np.uint8)
-        word_byte = _ASCII_WORD[data] if len(data) else np.zeros(0, dtype=bool)
+        word_byte = _ASCII_WORD[raw]
         before = np.where(starts > row_starts, word_byte[np.maximum(starts - 1, 0)], False)
-        after = np.where(ends < row_ends, word_byte[np.minimum(ends, len(data) - 1)], False)
+        after = np.where(ends < row_ends, word_byte[np.minimum(ends, len(raw) - 1)], False)
         return (before != self.first_is_word[ids]) & (after != self.last_is_word[ids])
+
+
+def _offsets_and_bytes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's row offsets, rebased to start at 0, and a view (no copy) of its UTF-8 bytes."""
+    rows = len(strings)
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[strings.offset : strings.offset + rows + 1]
+    data = strings.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]] if data is not None else np.zeros(0, np.uint8)
+    return offsets - offsets[0], raw
 
 
 _ASCII_WORD = np.zeros(256, dtype=bool)
@@ -328,11 +330,7 @@ for _byte in b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ":
 
 def _word_counts(query: pa.Array) -> np.ndarray:
     """``len(q.split())`` for every row: counted on the bytes for ASCII rows, by Python for the rest."""
-    rows = len(query)
-    offsets = np.frombuffer(query.buffers()[1], dtype=np.int32)[query.offset : query.offset + rows + 1]
-    data = query.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]] if data is not None else np.zeros(0, np.uint8)
-    offsets = offsets - offsets[0]
+    offsets, raw = _offsets_and_bytes(query)
     space = _ASCII_SPACE[raw]
     # A word starts at a non-space byte that opens its row or follows a space.
     starts = ~space

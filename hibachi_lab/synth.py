@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from faker.providers.person.en_US import Provider as FakerNames
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from hibachi_lab.config import load_yaml_config
+from hibachi_lab.config import StrictConfig, load_yaml_config
 from hibachi_lab.progress import progress_bar
 from hibachi_lab.router import Policy
 from hibachi_lab.traffic import LoggedTurn, write_turns
@@ -88,10 +88,8 @@ SYSTEM_PROMPT_TOKENS = 180
 TIMEZONE = ZoneInfo("America/Los_Angeles")
 
 
-class SynthConfig(BaseModel):
+class SynthConfig(StrictConfig):
     """Knobs of the generator (``configs/synth.yaml``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     start_date: str = "2026-08-01"
     days: int = Field(92, ge=1)
@@ -102,14 +100,16 @@ class SynthConfig(BaseModel):
     lowercase_share: float = Field(0.25, ge=0, le=1)
     long_message_share: float = Field(0.08, ge=0, le=1)
     null_sentiment_share: float = Field(0.08, ge=0, le=1)
-    scenario_weights: dict[str, float] = {
-        "faq": 0.30,
-        "booking": 0.25,
-        "change": 0.13,
-        "cancellation": 0.10,
-        "complaint": 0.12,
-        "chit_chat": 0.10,
-    }
+    scenario_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "faq": 0.30,
+            "booking": 0.25,
+            "change": 0.13,
+            "cancellation": 0.10,
+            "complaint": 0.12,
+            "chit_chat": 0.10,
+        }
+    )
 
     @model_validator(mode="after")
     def _known_scenarios(self) -> SynthConfig:
