@@ -25,6 +25,8 @@ from hibachi_lab.errors import BadInput
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_TRAFFIC = REPO_ROOT / "data" / "sample_traffic.jsonl"
 DEFAULT_PRICING = REPO_ROOT / "configs" / "pricing.yaml"
+DEFAULT_SIMILARITY = REPO_ROOT / "configs" / "similarity.yaml"
+SIMILARITY_PROBES = REPO_ROOT / "data" / "similarity_probes.jsonl"
 
 console = Console()
 error_console = Console(stderr=True)
@@ -265,6 +267,79 @@ def sweep(
     if "calibrated" in summary:
         console.print(f"calibrated policy: {summary['calibrated']['policy_file']} ({param} = {summary['calibrated']['value']})")
     console.print(f"report: {out / 'report.html'}")
+
+
+SimilarityOption = Annotated[Path, typer.Option("--similarity", help="Similarity engine settings (YAML).")]
+
+
+def _engine(config: Path):
+    from hibachi_lab.similarity import SimilarityConfig, SimilarityEngine
+
+    return SimilarityEngine(SimilarityConfig.from_yaml(config))
+
+
+@app.command("similarity-probe")
+def similarity_probe(
+    pairs: Annotated[Path, typer.Argument(help="JSONL of {kind, a, b} pairs (default: the bundled My Hibachi set).")]
+    = SIMILARITY_PROBES,
+    threshold: Annotated[float, typer.Option(help="The threshold to read the scores against.")] = 0.90,
+    similarity: SimilarityOption = DEFAULT_SIMILARITY,
+) -> None:
+    """Score labelled probe pairs (paraphrase, negation, number swap...) to see what a threshold means."""
+    from hibachi_lab.records import read_jsonl
+    from hibachi_lab.similarity import ProbePair, probe_scores, probe_summary
+
+    probes = read_jsonl(pairs, ProbePair)
+    engine = _engine(similarity)
+    summary = probe_summary(probe_scores(probes, engine), threshold)
+    table = Table(title=f"Cosine per probe kind ({engine.config.model}, {len(probes)} pairs)")
+    table.add_column("kind", no_wrap=True)
+    for column in ("pairs", "min", "p25", "median", "p75", "max", f">={threshold:g}"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for kind, row in summary.iterrows():
+        table.add_row(kind, f"{row['pairs']:.0f}", *[f"{row[c]:.2f}" for c in ("min", "p25", "median", "p75", "max")],
+                      f"{row['share_at_or_above_threshold']:.0%}")
+    console.print(table)
+    console.print("A pair kind that should differ (negation, number_swap, entity_swap) but scores above the "
+                  "threshold passes a cosine-only gate: check facts beside cosine.", highlight=False)
+
+
+@app.command()
+def consensus(
+    logs: LogPaths,
+    out: Annotated[Path, typer.Option(help="Folder for consensus.parquet, summary.json and report.html/md.")],
+    min_agreement: Annotated[float, typer.Option(help="Turns whose agreement is below this are flagged.")] = 0.7,
+    similarity: SimilarityOption = DEFAULT_SIMILARITY,
+    pricing: PricingOption = DEFAULT_PRICING,
+    strict: Strict = False,
+    no_mlflow: NoMlflow = False,
+) -> None:
+    """Replay production's ensemble consensus on logged answers: agreement, win rates, cheaper pairs."""
+    from hibachi_lab import ensemble, traffic
+    from hibachi_lab.cost import Pricing
+
+    loaded = traffic.read_logs(logs, strict=strict, quarantine_path=out / "quarantine.jsonl")
+    _print_load_report(loaded.report)
+    summary = ensemble.run_consensus(
+        loaded.dataset, out, _engine(similarity), Pricing.from_yaml(pricing), min_agreement,
+        track=not no_mlflow, logs_description=", ".join(str(p) for p in logs),
+    )
+    _print_consensus(summary)
+    console.print(f"report: {out / 'report.html'}")
+
+
+def _print_consensus(summary: dict[str, Any]) -> None:
+    table = Table(title=f"Ensemble consensus on {summary['turns_with_ensemble_answers']:,} turns", show_header=False)
+    table.add_row("turns without ensemble answers (not scored)", f"{summary['turns_without_ensemble_answers']:,}")
+    table.add_row("fallbacks / single answer", f"{summary['fallbacks']:,} / {summary['single_answer_turns']:,}")
+    if summary["agreement_mean"] is not None:
+        table.add_row("mean agreement", f"{summary['agreement_mean']:.3f}")
+        table.add_row(f"below min_agreement {summary['min_agreement']}", f"{summary['share_below_min_agreement']:.1%}")
+    table.add_row("win rates", ", ".join(f"{p} {s:.0%}" for p, s in summary["win_rates"].items()))
+    if summary["smoothie"].get("available"):
+        table.add_row("Smoothie would pick differently", f"{summary['smoothie']['would_pick_differently']:.1%}")
+    table.add_row("texts newly embedded", f"{summary['newly_embedded_texts']:,}")
+    console.print(table)
 
 
 @app.command()

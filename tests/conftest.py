@@ -33,3 +33,11 @@ def small_log(tmp_path, small_turns) -> Path:
 
 def read_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory):
+    """One similarity engine (default model, its own cache) shared by the tests that only score."""
+    from hibachi_lab.similarity import SimilarityEngine
+
+    return SimilarityEngine(cache_dir=tmp_path_factory.mktemp("embeddings"))
