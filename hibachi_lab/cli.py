@@ -168,6 +168,18 @@ def synth(
 
 
 PricingOption = Annotated[Path, typer.Option(help="Price table and budget settings (YAML).")]
+SimilarityOption = Annotated[Path, typer.Option("--similarity", help="Similarity engine settings (YAML).")]
+
+
+def _engine(config: Path):
+    from hibachi_lab.similarity import SimilarityConfig, SimilarityEngine
+
+    return SimilarityEngine(SimilarityConfig.from_yaml(config))
+
+
+NoSimilarity = Annotated[
+    bool, typer.Option("--no-similarity", help="Skip scoring answers against the ensemble's choice (no model load).")
+]
 NoMlflow = Annotated[bool, typer.Option("--no-mlflow", help="Do not record an MLflow run.")]
 
 
@@ -186,6 +198,8 @@ def replay(
     env_file: Annotated[
         Path | None, typer.Option(help="Production env file: AI_ROUTER_COMPLEX_THRESHOLD overrides policy A's threshold.")
     ] = None,
+    similarity: SimilarityOption = DEFAULT_SIMILARITY,
+    no_similarity: NoSimilarity = False,
     strict: Strict = False,
     no_mlflow: NoMlflow = False,
 ) -> None:
@@ -200,6 +214,7 @@ def replay(
     summary = replay_module.run_replay(
         loaded.dataset, policies, out, Pricing.from_yaml(pricing), charge_unknown_as,
         track=not no_mlflow, logs_description=", ".join(str(p) for p in logs), env_file=env_file,
+        engine=None if no_similarity else _engine(similarity),
     )
     _print_replay(summary)
     console.print(f"report: {out / 'report.html'}")
@@ -218,6 +233,9 @@ def _print_replay(summary: dict[str, Any]) -> None:
         ("savings vs all-GPT-4", lambda p: f"{p['savings_vs_all_gpt4']:.1%}"),
         ("escalation misses", lambda p: f"{p['escalation_misses']:,} / {p['at_risk_turns']:,}"),
         ("share simple/medium/complex", lambda p: " / ".join(f"{v:.0%}" for v in p["share_per_tier"].values())),
+        ("answer similarity to ensemble", lambda p: f"{p['answer_similarity_to_ensemble']['mean']:.3f}"
+         if isinstance(p["answer_similarity_to_ensemble"], dict) and p["answer_similarity_to_ensemble"]["mean"] is not None
+         else "n/a"),
     ]
     for name, render in rows:
         table.add_row(name, *[render(summary["policies"][label]) for label in labels])
@@ -245,6 +263,8 @@ def sweep(
     target_monthly_usd: Annotated[float | None, typer.Option(help="Write the best policy within this monthly budget.")] = None,
     target_ensemble_share: Annotated[float | None, typer.Option(help="Write the policy closest to this ensemble share.")] = None,
     pricing: PricingOption = DEFAULT_PRICING,
+    similarity: SimilarityOption = DEFAULT_SIMILARITY,
+    no_similarity: NoSimilarity = False,
     no_mlflow: NoMlflow = False,
 ) -> None:
     """Sweep one router parameter: cost-quality curve with the production point; optional calibrated policy."""
@@ -256,6 +276,7 @@ def sweep(
     summary = replay_module.run_sweep(
         loaded.dataset, policy, param, replay_module.parse_values(values), out, Pricing.from_yaml(pricing),
         target_monthly_usd, target_ensemble_share, track=not no_mlflow,
+        engine=None if no_similarity else _engine(similarity),
     )
     table = Table(title=f"Sweep of {param}")
     for column in ("value", "ensemble share", "monthly USD", "escalation misses"):
@@ -267,15 +288,6 @@ def sweep(
     if "calibrated" in summary:
         console.print(f"calibrated policy: {summary['calibrated']['policy_file']} ({param} = {summary['calibrated']['value']})")
     console.print(f"report: {out / 'report.html'}")
-
-
-SimilarityOption = Annotated[Path, typer.Option("--similarity", help="Similarity engine settings (YAML).")]
-
-
-def _engine(config: Path):
-    from hibachi_lab.similarity import SimilarityConfig, SimilarityEngine
-
-    return SimilarityEngine(SimilarityConfig.from_yaml(config))
 
 
 @app.command("similarity-probe")
@@ -347,8 +359,8 @@ def demo(
     logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,
     out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports/demo"),
 ) -> None:
-    """The main job on the bundled sample: validate and summarize the log, then replay the router A/B."""
-    from hibachi_lab import registry, traffic
+    """The main job on the bundled sample: validate and summarize the log, replay the router A/B, replay consensus."""
+    from hibachi_lab import ensemble, registry, traffic
     from hibachi_lab import replay as replay_module
     from hibachi_lab.cost import Pricing
     from hibachi_lab.files import write_text_atomic
@@ -359,17 +371,25 @@ def demo(
     _print_summary(summary)
 
     console.rule("Step 2: router replay, production (seed) vs word-boundary keywords")
+    engine = _engine(DEFAULT_SIMILARITY)
     routers = REPO_ROOT / "configs" / "router"
     replayed = replay_module.run_replay(
         result.dataset, [routers / "seed.yaml", routers / "word_boundary.yaml"], out / "replay_ab",
-        Pricing.from_yaml(DEFAULT_PRICING), logs_description=str(logs),
+        Pricing.from_yaml(DEFAULT_PRICING), logs_description=str(logs), engine=engine,
     )
     _print_replay(replayed)
 
-    report = {"load": result.report.to_dict(), "summary": summary, "replay": replayed}
+    console.rule("Step 3: ensemble consensus replay")
+    agreed = ensemble.run_consensus(result.dataset, out / "consensus", engine, Pricing.from_yaml(DEFAULT_PRICING),
+                                    logs_description=str(logs))
+    _print_consensus(agreed)
+
+    report = {"load": result.report.to_dict(), "summary": summary, "replay": replayed, "consensus": agreed}
     path = write_text_atomic(out / "summary.json", json.dumps(report, indent=2, default=str))
-    console.print(f"[green]demo done[/]: summary {path}, A/B report {out / 'replay_ab' / 'report.html'}")
-    console.print(f"MLflow: mlflow ui --backend-store-uri {registry.tracking_uri()}  (experiment router-replay)")
+    console.print(f"[green]demo done[/]: summary {path}, A/B report {out / 'replay_ab' / 'report.html'}, "
+                  f"consensus report {out / 'consensus' / 'report.html'}")
+    console.print(f"MLflow: mlflow ui --backend-store-uri {registry.tracking_uri()}  "
+                  "(experiments router-replay, ensemble-consensus)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,13 +55,14 @@ class ConsensusReplay:
     skipped_turns: int
 
 
-def member_answers(table: datasets.Dataset | pa.Table, members: list[str]) -> pd.DataFrame:
-    """One row per answer of an ensemble member: turn (row number), position, provider, model, text, tokens."""
+def logged_answers(table: datasets.Dataset | pa.Table, providers: list[str] | None = None) -> pd.DataFrame:
+    """One row per logged answer (of ``providers``, default all): turn (row number), position, provider, model,
+    text, validity and tokens."""
     arrow = arrow_table(table)
     rows = []
     for turn, responses in enumerate(arrow["responses"].to_pylist()):
         for position, response in enumerate(responses or []):
-            if response["provider"] in members:
+            if providers is None or response["provider"] in providers:
                 content = response["content"]
                 valid = response["error"] is None and bool(content and content.strip())
                 rows.append((turn, position, response["provider"], response["model"], content or "", valid,
@@ -80,7 +81,7 @@ def consensus(
 ) -> ConsensusReplay:
     """Replay production's consensus on every turn that logged at least one ensemble member answer."""
     arrow = arrow_table(table)
-    answers = member_answers(arrow, members)
+    answers = logged_answers(arrow, members)
     valid = answers[answers["valid"]].reset_index(drop=True)
     vectors = engine.embed(valid["content"].tolist(), description="embedding ensemble answers")
     rows = []
@@ -131,6 +132,27 @@ def _tier_of_routed_provider() -> dict[str, str]:
     providers = Providers()
     return {providers.simple: "simple", providers.medium: "medium", providers.tool: "medium",
             providers.complex: "complex"}
+
+
+def similarity_to_consensus(
+    table: datasets.Dataset | pa.Table, engine: SimilarityEngine, members: list[str]
+) -> pd.DataFrame:
+    """Each valid logged answer's similarity to the ensemble's choice on its turn (turn, provider, similarity).
+
+    Only turns where the ensemble had a choice (2+ valid member answers); the ensemble itself scores 1.
+    A router replay uses this to say how close the answer it would send is to the ensemble's.
+    """
+    replay = consensus(table, engine, members)
+    chosen = replay.turns[replay.turns["valid_responses"] >= 2]
+    best_text = chosen.merge(replay.answers, left_on=["turn", "best_position"], right_on=["turn", "position"])
+    best_text = best_text.set_index("turn")["content"]
+    answers = logged_answers(table)
+    answers = answers[answers["valid"] & answers["turn"].isin(best_text.index)]
+    scores = engine.cosine(answers["content"].tolist(), best_text.loc[answers["turn"]].tolist())
+    own = pd.DataFrame({"turn": best_text.index, "provider": ENSEMBLE, "similarity": 1.0})
+    scored = pd.DataFrame({"turn": answers["turn"].to_numpy(), "provider": answers["provider"].to_numpy(),
+                           "similarity": scores})
+    return pd.concat([scored, own], ignore_index=True).drop_duplicates(["turn", "provider"])
 
 
 # --------------------------------------------------------------------------- what-if and alternatives

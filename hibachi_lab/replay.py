@@ -25,16 +25,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from hibachi_lab import registry
+from hibachi_lab import ensemble, registry
 from hibachi_lab.cost import Pricing, budget_view, routing_costs
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import atomic_path, write_text_atomic
 from hibachi_lab.report import Report
 from hibachi_lab.router import TIERS, Policy
-from hibachi_lab.traffic import arrow_table
+from hibachi_lab.similarity import SimilarityEngine
+from hibachi_lab.traffic import ENSEMBLE_PROVIDERS, arrow_table
 
 ESCALATION_SENTIMENT = 0.3
-SIMILARITY_NOT_COMPUTED = "not computed: the similarity engine (ensemble issue) has not landed yet"
+SIMILARITY_NOT_COMPUTED = "not computed (no similarity engine given)"
 WITHHELD = "[customer text withheld from MLflow until the log passes the PII leak check]"
 
 
@@ -65,7 +66,9 @@ def replay_policy(
     charge_unknown_as: str | None = None,
     label: str | None = None,
     env_file: str | os.PathLike | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> PolicyReplay:
+    """One policy on a log; ``reference`` (from :func:`ensemble.similarity_to_consensus`) adds answer similarity."""
     policy = Policy.from_yaml(policy_path, env_file)
     arrow = arrow_table(table)
     decisions = policy.classify_table(arrow).to_pandas()
@@ -93,10 +96,28 @@ def replay_policy(
         else None,
         "turns_with_score_above_1": int((decisions["score"] > 1).sum()),
         "substring_only_hit_turns": _substring_only_hits(policy, decisions, arrow),
-        "answer_similarity_to_ensemble": SIMILARITY_NOT_COMPUTED,
+        "answer_similarity_to_ensemble": answer_similarity(decisions["provider"], reference),
     } | budget
     name = label or policy.name
     return PolicyReplay(name, policy, str(policy_path), _sha256(policy_path), decisions, summary)
+
+
+def answer_similarity(providers: pd.Series, reference: pd.DataFrame | None) -> dict[str, Any] | str:
+    """Mean similarity of the answer a policy would send to the ensemble's choice, where that answer was logged.
+
+    A turn counts when production logged an answer from the provider the policy picks (the routed
+    model plus shadow ensemble answers); sending it to the ensemble scores 1.
+    """
+    if reference is None:
+        return SIMILARITY_NOT_COMPUTED
+    picked = pd.DataFrame({"turn": np.arange(len(providers)), "provider": providers.to_numpy()})
+    scored = picked.merge(reference, on=["turn", "provider"], how="inner")
+    comparable = reference["turn"].nunique()
+    return {
+        "mean": float(scored["similarity"].mean()) if len(scored) else None,
+        "turns_scored": len(scored),
+        "turns_with_an_ensemble_choice": int(comparable),
+    }
 
 
 def _substring_only_hits(policy: Policy, decisions: pd.DataFrame, arrow: pa.Table) -> int | None:
@@ -191,17 +212,20 @@ def run_replay(
     track: bool = True,
     logs_description: str = "",
     env_file: str | os.PathLike | None = None,
+    engine: SimilarityEngine | None = None,
 ) -> dict[str, Any]:
     """Replay one policy (or an A/B pair) and write decisions.parquet, summary.json, report.html/md.
 
     ``env_file`` (production's settings) applies to policy A only, so B stays the changed router.
+    With a similarity ``engine``, each policy's answers are scored against the ensemble's choice.
     """
     arrow = arrow_table(table)
     out = Path(out)
     labels = _labels(policy_paths)
     env_files = [env_file] + [None] * (len(policy_paths) - 1)
+    reference = _reference(arrow, engine, pricing)
     replays = [
-        replay_policy(arrow, path, pricing, charge_unknown_as, label, env)
+        replay_policy(arrow, path, pricing, charge_unknown_as, label, env, reference)
         for path, label, env in zip(policy_paths, labels, env_files)
     ]
     summary: dict[str, Any] = {"logs": logs_description, "turns": arrow.num_rows, "policies": {r.label: r.summary for r in replays}}
@@ -225,6 +249,13 @@ def run_replay(
                 "router-replay", " vs ".join(labels), params, _replay_metrics(summary), artifacts
             )
     return summary
+
+
+def _reference(arrow: pa.Table, engine: SimilarityEngine | None, pricing: Pricing) -> pd.DataFrame | None:
+    if engine is None:
+        return None
+    members = list(pricing.ensembles.get(ensemble.ENSEMBLE, ENSEMBLE_PROVIDERS))
+    return ensemble.similarity_to_consensus(arrow, engine, members)
 
 
 def _labels(policy_paths: list[str | os.PathLike]) -> list[str]:
@@ -254,6 +285,9 @@ def _replay_metrics(summary: dict[str, Any]) -> dict[str, float]:
             metrics[f"{label}.{key}"] = policy[key]
         for tier, share in policy["share_per_tier"].items():
             metrics[f"{label}.share_{tier}"] = share
+        similarity = policy["answer_similarity_to_ensemble"]
+        if isinstance(similarity, dict):
+            metrics[f"{label}.answer_similarity_to_ensemble"] = similarity["mean"]
     if "ab" in summary:
         ab = summary["ab"]
         metrics |= {"ab.tier_agreement": ab["tier_agreement"], "ab.cost_delta_usd": ab["cost_delta_usd"],
@@ -290,7 +324,8 @@ def _replay_report(
         ["agreement with logged routing", *[_share(r.summary["agreement_with_logged_routing"]) for r in replays]],
         ["turns with a substring-only keyword hit", *[_or_na(r.summary["substring_only_hit_turns"]) for r in replays]],
         ["turns with score above 1", *[r.summary["turns_with_score_above_1"] for r in replays]],
-        ["answer similarity to the ensemble", *[r.summary["answer_similarity_to_ensemble"] for r in replays]],
+        ["answer similarity to the ensemble's choice",
+         *[_similarity_cell(r.summary["answer_similarity_to_ensemble"]) for r in replays]],
     ] + [[f"share {tier}", *[f"{r.summary['share_per_tier'][tier]:.1%}" for r in replays]] for tier in TIERS]
     report.table(header, rows)
     report.heading("The $300 rule")
@@ -325,6 +360,15 @@ def _replay_report(
             ],
         )
     return report
+
+
+def _similarity_cell(similarity: dict[str, Any] | str) -> str:
+    if isinstance(similarity, str):
+        return similarity
+    if similarity["mean"] is None:
+        return "no turn where the chosen answer was logged"
+    return (f"{similarity['mean']:.3f} (on {similarity['turns_scored']:,} of {similarity['turns_with_an_ensemble_choice']:,} "
+            "turns with ensemble answers: those where the chosen model's answer was logged)")
 
 
 def _share(value: float | None) -> str:
@@ -416,12 +460,14 @@ def run_sweep(
     target_monthly_usd: float | None = None,
     target_ensemble_share: float | None = None,
     track: bool = True,
+    engine: SimilarityEngine | None = None,
 ) -> dict[str, Any]:
     """Cost and quality for each value of one parameter; optionally write a calibrated policy."""
     arrow = arrow_table(table)
     out = Path(out)
     base = Policy.from_yaml(policy_path)
     at_risk = escalation_risk(arrow)
+    reference = _reference(arrow, engine, pricing)
     points = []
     for value in values:
         policy = with_parameter(base, parameter, value)
@@ -435,13 +481,18 @@ def run_sweep(
             "monthly_projection_usd": budget["monthly_projection_usd"],
             "total_cost_usd": budget["total_cost_usd"],
             "escalation_misses": misses,
-            # Until answer similarity lands, quality is the share of at-risk turns that reach the complex tier.
+            # Missing an escalation is the costly error, so coverage is the quality calibration optimises.
             "escalation_coverage": 1 - misses / at_risk.sum() if at_risk.any() else 1.0,
         })
+        similarity = answer_similarity(decisions["provider"], reference)
+        if isinstance(similarity, dict):
+            points[-1]["answer_similarity"] = similarity["mean"]
     section, key = SWEEP_PARAMETERS[parameter]
     production_value = getattr(base, key) if section is None else getattr(getattr(base, section), key)
     summary: dict[str, Any] = {"policy": base.name, "parameter": parameter, "production_value": production_value,
-                               "quality": "escalation coverage (answer similarity: " + SIMILARITY_NOT_COMPUTED + ")",
+                               "quality": "escalation coverage: the share of complaints and upset customers "
+                                          "that reach the complex tier"
+                                          + ("" if reference is not None else f"; answer similarity {SIMILARITY_NOT_COMPUTED}"),
                                "points": points}
     chosen = _calibrate(points, target_monthly_usd, target_ensemble_share)
     if chosen is not None:
@@ -495,6 +546,12 @@ def _sweep_report(summary: dict[str, Any]) -> Report:
         axis.set_xlabel(label)
         axis.set_ylabel("escalation coverage")
         report.figure(fig, name, f"Quality against {label}")
+    if "answer_similarity" in points:
+        fig, axis = plt.subplots(figsize=(6, 3.6))
+        axis.plot(points["ensemble_share"], points["answer_similarity"], marker="o", color="#55a868")
+        axis.set_xlabel("share of turns sent to the ensemble")
+        axis.set_ylabel("answer similarity to the ensemble's choice")
+        report.figure(fig, "answer_similarity", "How close the sent answers are to the ensemble's, per swept value")
     report.table(list(points.columns), points.to_numpy().tolist())
     if "calibrated" in summary:
         report.paragraph(f"Calibrated value {summary['calibrated']['value']} written to {summary['calibrated']['policy_file']}.")

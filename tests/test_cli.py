@@ -115,7 +115,7 @@ def test_console_script_exit_codes(tmp_path):
     assert "no such file" in missing.stderr
 
 
-def test_demo_validates_summarizes_and_replays_the_sample(tmp_path):
+def test_demo_validates_summarizes_replays_and_scores_consensus_on_the_sample(tmp_path):
     result = run("demo", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -123,3 +123,8 @@ def test_demo_validates_summarizes_and_replays_the_sample(tmp_path):
     assert summary["summary"]["conversations"] == 2000
     assert summary["replay"]["policies"]["seed"]["agreement_with_logged_routing"] == 1.0
     assert (tmp_path / "replay_ab" / "report.html").exists()
+    consensus = summary["consensus"]
+    assert consensus["turns_in"] == 5409
+    assert consensus["contested_turns"] > 1000
+    assert (tmp_path / "consensus" / "report.html").exists()
+    assert isinstance(summary["replay"]["policies"]["seed"]["answer_similarity_to_ensemble"]["mean"], float)

@@ -151,3 +151,21 @@ def test_sweep_rejects_an_unknown_parameter(tmp_path, small_log):
     result = CliRunner().invoke(app, ["sweep", str(small_log), "--policy", str(SEED), "--param", "colour",
                                       "--values", "0.1:0.2:0.1", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--param colour: expected one of" in result.output
+
+
+def test_answer_similarity_is_one_when_every_turn_goes_to_the_ensemble(tmp_path, small_turns, engine):
+    everything_complex = Policy.from_yaml(SEED).model_copy(update={"name": "all-ensemble"})
+    everything_complex.thresholds.medium = everything_complex.thresholds.complex = -1.0
+    everything_complex.overrides.tool_hits_to_medium = False
+    policy_file = tmp_path / "all_ensemble.yaml"
+    policy_file.write_text(json.dumps(everything_complex.model_dump()))
+    table = traffic.turns_table(small_turns)
+    summary = run_replay(table, [SEED, policy_file], tmp_path / "out", Pricing.from_yaml(), track=False,
+                         engine=engine)
+    seed = summary["policies"]["seed"]["answer_similarity_to_ensemble"]
+    ensemble_only = summary["policies"]["all-ensemble"]["answer_similarity_to_ensemble"]
+    assert ensemble_only["mean"] == pytest.approx(1.0)
+    assert ensemble_only["turns_scored"] == ensemble_only["turns_with_an_ensemble_choice"] > 0
+    # The seed router sends most of those turns to a single model, whose answers differ from the ensemble's.
+    assert 0 < seed["mean"] < 1
+    assert seed["turns_scored"] <= seed["turns_with_an_ensemble_choice"]
