@@ -354,6 +354,107 @@ def _print_consensus(summary: dict[str, Any]) -> None:
     console.print(table)
 
 
+DEFAULT_PII = REPO_ROOT / "configs" / "pii.yaml"
+PiiOption = Annotated[Path, typer.Option("--config", help="PII settings (YAML, see configs/pii.yaml).")]
+
+
+@app.command()
+def scrub(
+    logs: LogPaths,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Scrubbed log (.jsonl, .jsonl.gz or .parquet).")],
+    mode: Annotated[str | None, typer.Option(help="placeholder (<PERSON_1>) or surrogate (consistent fake values); "
+                                             "default: the config's.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="spaCy processes.")] = 1,
+    config: PiiOption = DEFAULT_PII,
+    strict: Strict = False,
+) -> None:
+    """Scrub names, phones, emails, addresses, cards and gate codes from every text of every turn."""
+    from hibachi_lab import pii
+
+    settings = pii.PiiConfig.from_yaml(config)
+    if mode is not None:
+        if mode not in ("placeholder", "surrogate"):
+            raise BadInput(f"--mode {mode}: expected placeholder or surrogate")
+        settings = settings.model_copy(update={"mode": mode})
+    report = pii.scrub_file(logs, out, settings, workers, strict)
+    table = Table(title=f"Scrubbed ({report['mode']})", show_header=False)
+    for key in ("rows_in", "rows_out", "rows_set_aside", "texts", "distinct_texts", "turns_touched", "texts_per_second"):
+        table.add_row(key.replace("_", " "), f"{report[key]:,}")
+    for entity, count in report["entities"].items():
+        table.add_row(f"  {entity}", f"{count:,}")
+    console.print(table)
+    console.print(f"wrote {out} and {out.parent / 'scrub_report.json'}; check it with: hibachi-lab pii-check {out}")
+
+
+@app.command("pii-check")
+def pii_check(
+    logs: LogPaths,
+    config: PiiOption = DEFAULT_PII,
+) -> None:
+    """The leak gate: re-scan scrubbed logs with a stricter analyzer; exit 2 listing conversations and entity
+    types (never the values) if anything is left."""
+    from hibachi_lab import pii, traffic
+
+    loaded = traffic.read_logs(logs, strict=True)
+    report = pii.LeakChecker(pii.PiiConfig.from_yaml(config)).check_turns(loaded.dataset)
+    if report.passed:
+        console.print(f"[green]leak check passed[/]: {report.texts_checked:,} texts in {report.records_checked:,} turns")
+        return
+    table = Table(title=f"PII left in {len(report.by_record()):,} turns")
+    table.add_column("conversation/turn")
+    table.add_column("entity types")
+    for record, types in report.by_record().items():
+        table.add_row(record, ", ".join(types))
+    console.print(table)
+    error_console.print(f"[bold red]leak check failed[/]: {pii.describe_leaks(report)}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command("pii-eval")
+def pii_eval(
+    labelled: Annotated[Path, typer.Argument(help="Logs with pii_spans (e.g. from synth), or JSONL of "
+                                             "{text, spans: [{start, end, entity_type}]}.")],
+    only: Annotated[list[str] | None, typer.Option(help="Keep turns where a field has a value, e.g. "
+                                                    "synth.template_family=B (the family tuning did not use).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the scores as JSON here.")] = None,
+    config: PiiOption = DEFAULT_PII,
+) -> None:
+    """Span-level precision, recall, F2 and leaks per entity type: our configuration vs Presidio's default."""
+    from hibachi_lab import pii
+    from hibachi_lab.files import write_text_atomic
+
+    filters = {}
+    for item in only or []:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise BadInput(f"--only {item}: expected field=value, e.g. synth.template_family=B")
+        filters[key] = value
+    examples = pii.labelled_examples(labelled, filters)
+    if not examples:
+        raise BadInput(f"{labelled}: no labelled texts{' match ' + ', '.join(only) if only else ''}")
+    result = pii.evaluate(examples, pii.PiiConfig.from_yaml(config))
+    console.print(f"{result['examples']:,} labelled texts, {result['gold_spans']:,} gold spans", highlight=False)
+    for side, title in (("ours", "hibachi-lab (configs/pii.yaml)"), ("presidio_default", "Presidio default")):
+        table = Table(title=title)
+        for column in ("entity", "gold", "precision", "recall", "F2", "leaks"):
+            table.add_column(column, justify="left" if column == "entity" else "right", no_wrap=True)
+        for entity, row in result[side].items():
+            table.add_row(entity, f"{row['gold']:,}", *[_score(row[key]) for key in ("precision", "recall", "f2")],
+                          f"{row['leaks']:,}")
+        console.print(table)
+    console.print(f"predictions of other types: ours {result['ours']['overall']['predictions_of_other_types']:,}, "
+                  f"default {result['presidio_default']['overall']['predictions_of_other_types']:,}", highlight=False)
+    misses = pii.targets_met(result)
+    console.print("[green]targets met[/] (recall >= 0.98 per type, precision >= 0.90, no phone/email/card leaks)"
+                  if not misses else "[yellow]targets missed:[/] " + "; ".join(misses))
+    if out:
+        write_text_atomic(out, json.dumps(result, indent=2))
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 @app.command()
 def demo(
     logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,
