@@ -243,11 +243,12 @@ class _Slot:
         self.container[self.key] = value
 
 
-class _JsonText:
-    """A string leaf holding JSON (tool-call arguments): scrubbed inside, written back as JSON."""
+class _JsonText(dict):
+    """A string leaf holding JSON (tool-call arguments), parsed under the key "value": scrubbed inside,
+    written back as JSON."""
 
     def __init__(self, value: Any):
-        self.value = value
+        super().__init__(value=value)
 
 
 _KNOWN_TURN = set(traffic.LoggedTurn.model_fields)
@@ -295,7 +296,7 @@ def _leaves(path: str, container: Any, key: Any, parse_json: bool) -> list[_Slot
 
 def _restore_json(value: Any) -> Any:
     if isinstance(value, _JsonText):
-        return json.dumps(_restore_json(value.value), ensure_ascii=False)
+        return json.dumps(_restore_json(value["value"]), ensure_ascii=False)
     if isinstance(value, dict):
         return {key: _restore_json(inner) for key, inner in value.items()}
     if isinstance(value, list):
@@ -500,47 +501,50 @@ class Scrubber:
         for index, turn in enumerate(turns):
             by_conversation[turn["conversation_id"]].append(index)
         for conversation_id, indices in by_conversation.items():
-            try:
-                self._scrub_conversation(conversation_id, [turns[i] for i in indices],
-                                         [slots_per_turn[i] for i in indices], report)
-            except Exception as exc:  # whatever broke, this turn must not go out unscrubbed
-                raise ScrubFailed(f"conversation {conversation_id}: scrubbing failed ({type(exc).__name__}: {exc}); "
-                                  "nothing was written") from exc
+            self._scrub_conversation(conversation_id, [turns[i] for i in indices], [slots_per_turn[i] for i in indices],
+                                     report)
         return turns
 
     def _scrub_conversation(self, conversation_id: str, turns: list[dict], slots: list[list[_Slot]],
                             report: ScrubReport) -> None:
-        flat = [slot for turn_slots_ in slots for slot in turn_slots_]
+        flat = [slot for slots_of_turn in slots for slot in slots_of_turn]
         texts = [slot.text for slot in flat]
         spans = conversation_spans(texts, self.detector, self.config.propagate_within_conversation)
         persons = [text[s.start : s.end] for text, found in zip(texts, spans) for s in found if s.entity_type == "PERSON"]
         pseudonyms = Pseudonyms(conversation_id, self.config.mode, persons)
         position = 0
-        for turn, turn_slots_ in zip(turns, slots, strict=True):
-            touched = False
-            surrogates = []
-            for slot in turn_slots_:
-                found = spans[position]
-                position += 1
-                if not found:
-                    continue
-                touched = True
-                new_text, placed = _replace(slot.text, found, pseudonyms)
-                slot.text = new_text
-                field_name = slot.path.split("/")[0]
-                report.fields_touched[field_name] = report.fields_touched.get(field_name, 0) + 1
-                for span in found:
-                    report.entities[span.entity_type] = report.entities.get(span.entity_type, 0) + 1
-                if self.config.mode == "surrogate":
-                    surrogates += [{"field": slot.path, **item} for item in placed]
-            for key in ("history", "responses"):
-                for item in turn.get(key) or []:
-                    if "tool_calls" in item:
-                        item["tool_calls"] = _restore_json(item["tool_calls"])
-            turn["pii_spans"] = []
+        for turn, slots_of_turn in zip(turns, slots, strict=True):
+            try:
+                self._scrub_turn(turn, slots_of_turn, spans[position : position + len(slots_of_turn)], pseudonyms, report)
+            except Exception as exc:  # whatever broke, this turn must not go out unscrubbed
+                raise ScrubFailed(f"turn {conversation_id}/{turn.get('turn_index')}: scrubbing failed "
+                                  f"({type(exc).__name__}: {exc}); the run stopped and nothing was written") from exc
+            position += len(slots_of_turn)
+
+    def _scrub_turn(self, turn: dict, slots_of_turn: list[_Slot], spans: list[list[Span]], pseudonyms: Pseudonyms,
+                    report: ScrubReport) -> None:
+        touched = False
+        surrogates = []
+        for slot, found in zip(slots_of_turn, spans, strict=True):
+            if not found:
+                continue
+            touched = True
+            new_text, placed = _replace(slot.text, found, pseudonyms)
+            slot.text = new_text
+            field_name = slot.path.split("/")[0]
+            report.fields_touched[field_name] = report.fields_touched.get(field_name, 0) + 1
+            for span in found:
+                report.entities[span.entity_type] = report.entities.get(span.entity_type, 0) + 1
             if self.config.mode == "surrogate":
-                turn["scrub"] = {"mode": "surrogate", "surrogates": surrogates}
-            report.turns_touched += touched
+                surrogates += [{"field": slot.path, **item} for item in placed]
+        for key in ("history", "responses"):
+            for item in turn.get(key) or []:
+                if "tool_calls" in item:
+                    item["tool_calls"] = _restore_json(item["tool_calls"])
+        turn["pii_spans"] = []
+        if self.config.mode == "surrogate":
+            turn["scrub"] = {"mode": "surrogate", "surrogates": surrogates}
+        report.turns_touched += touched
 
 
 def scrub_file(

@@ -221,7 +221,9 @@ _ANY_NAME = rf"(?P<value>{_NAME}|{_LOWER_NAME})"
 _STRONG_CUES = (
     r"(?i:this\s+is|my\s+name\s+is|my\s+name'?s|name\s+is|name'?s|names\s+is|ask\s+for|speak\s+(?:to|with)|"
     r"talk\s+to|under\s+the\s+name(?:\s+of)?|booked\s+under|booking\s+under|reservation\s+under|party\s+under|"
-    r"signed|regards,?|best,?|sincerely,?|cheers,?|thanks,|thank\s+you,|thx,|ty,|contact(?:\s+person)?(?:\s+is)?:?)"
+    r"signed|regards,?|best,?|sincerely,?|cheers,?|thanks,|thank\s+you,|thx,|ty,|contact(?:\s+person)?(?:\s+is)?:?|"
+    r"my\s+(?:husband|wife|partner|fianc[eé]e?|son|daughter|mom|mother|dad|father|sister|brother|friend|boss|"
+    r"coworker|neighbou?r|assistant))"
 )
 _WEAK_CUES = r"(?i:under|call\s+me|i\s+am|i'?m|it'?s|hi,?\s+it'?s)"
 # Words after which a capitalised first name followed by punctuation addresses someone ("Thanks Maria!").
@@ -243,7 +245,8 @@ class NameRecognizer(EntityRecognizer):
         self.here = re.compile(rf"{_ANY_NAME}\s+(?i:here)\b")
         self.signoff = re.compile(rf"(?:^|(?<=\s))[-–—~]\s*{_ANY_NAME}")
         self.vocative = re.compile(rf"{_VOCATIVE_CUES}\s+(?P<value>{_CAPITALIZED})(?=\s*[,.!?:;]|\s*$)")
-        self.pair = re.compile(r"(?<![\w@.])(?P<value>[A-Za-z][a-zA-Z'’-]+\s+[A-Za-z][a-zA-Z'’-]+)(?![\w@])")
+        # A lookahead, so every two neighbouring words are tried ("husband Dominic" and "Dominic Reyes").
+        self.pair = re.compile(r"(?<![\w@.])(?=(?P<value>[A-Za-z][a-zA-Z'’-]+\s+[A-Za-z][a-zA-Z'’-]+)(?![\w@]))")
         super().__init__(supported_entities=["PERSON"], name="NameCueAndDictionaryRecognizer", supported_language="en")
 
     def load(self) -> None:
@@ -284,17 +287,17 @@ class NameRecognizer(EntityRecognizer):
                 words.pop(0)
         kept: list[tuple[int, int]] = []
         for word_start, word_end, bare in words:
-            if not self._name_word(bare, not kept, strong, dictionary_only, _ends_phrase(text, word_end)):
+            if not self._name_word(bare, not kept, strong, dictionary_only):
                 break
             kept.append((word_start, word_end))
         return (kept[0][0], kept[-1][1]) if kept else None
 
-    def _name_word(self, word: str, first: bool, strong: bool, dictionary_only: bool, ends_phrase: bool) -> bool:
+    def _name_word(self, word: str, first: bool, strong: bool, dictionary_only: bool) -> bool:
         """Whether a word continues a name.
 
         Known names always do, except ordinary words in lower case ("will", "grace"). A capitalised
-        unknown word does only after a strong cue, and after the first word only where the phrase
-        ends ("Maria Przybylski."), so "- Jo Appreciate it" stops at "Jo".
+        unknown word does after a strong cue ("booking under Oluwaseun Adeyemi"); a sign-off in the
+        middle of a text takes known names only, so "- Jo Appreciate it" stops at "Jo".
         """
         lower = word.lower()
         if lower in self.keep_words or lower in DAYS_AND_MONTHS:
@@ -303,7 +306,7 @@ class NameRecognizer(EntityRecognizer):
         capitalized = word[:1].isupper()
         if dictionary_only or not capitalized or not strong or lower in COMMON_WORDS:
             return known and (capitalized or lower not in COMMON_WORDS)
-        return first or known or ends_phrase
+        return True
 
     def _ordinary(self, first: str, last: str) -> bool:
         """'may park', 'Will Hunter', 'Maxwell oconnell': a known pair that is still not a name."""
@@ -329,11 +332,6 @@ class NameRecognizer(EntityRecognizer):
         words = [word.strip("'’-.,") for word in value.split()]
         return any(word[:1].isupper() and word.lower() not in COMMON_WORDS | self.keep_words
                    and (self.names.is_first(word) or self.names.is_last(word)) for word in words)
-
-
-def _ends_phrase(text: str, end: int) -> bool:
-    rest = text[end:].lstrip(" ")
-    return not rest or rest[0] in ",.!?;:\n)"
 
 
 class CheckedSpacyRecognizer(SpacyRecognizer):
