@@ -460,8 +460,8 @@ def demo(
     logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,
     out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports/demo"),
 ) -> None:
-    """The main job on the bundled sample: validate and summarize the log, replay the router A/B, replay consensus."""
-    from hibachi_lab import ensemble, registry, traffic
+    """The main job on the bundled sample: validate, replay the router A/B, replay consensus, scrub and leak-check."""
+    from hibachi_lab import ensemble, pii, registry, traffic
     from hibachi_lab import replay as replay_module
     from hibachi_lab.cost import Pricing
     from hibachi_lab.files import write_text_atomic
@@ -485,7 +485,17 @@ def demo(
                                     logs_description=str(logs))
     _print_consensus(agreed)
 
-    report = {"load": result.report.to_dict(), "summary": summary, "replay": replayed, "consensus": agreed}
+    console.rule("Step 4: scrub PII, then the leak gate")
+    settings = pii.PiiConfig.from_yaml(DEFAULT_PII)
+    scrubbed = pii.scrub_file([logs], out / "scrubbed" / "traffic.jsonl", settings)
+    leaks = pii.leak_gate(traffic.load(out / "scrubbed" / "traffic.jsonl"), "demo scrub", settings)
+    console.print(f"scrubbed {scrubbed['rows_out']:,} of {scrubbed['rows_in']:,} turns, "
+                  f"{sum(scrubbed['entities'].values()):,} values replaced "
+                  f"({', '.join(f'{k} {v:,}' for k, v in scrubbed['entities'].items())}); "
+                  f"leak check passed on {leaks.texts_checked:,} texts", highlight=False)
+
+    report = {"load": result.report.to_dict(), "summary": summary, "replay": replayed, "consensus": agreed,
+              "scrub": scrubbed, "leak_check": {"passed": leaks.passed, "texts_checked": leaks.texts_checked}}
     path = write_text_atomic(out / "summary.json", json.dumps(report, indent=2, default=str))
     console.print(f"[green]demo done[/]: summary {path}, A/B report {out / 'replay_ab' / 'report.html'}, "
                   f"consensus report {out / 'consensus' / 'report.html'}")

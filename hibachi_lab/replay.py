@@ -36,7 +36,7 @@ from hibachi_lab.traffic import ENSEMBLE_PROVIDERS, arrow_table
 
 ESCALATION_SENTIMENT = 0.3
 SIMILARITY_NOT_COMPUTED = "not computed (no similarity engine given)"
-WITHHELD = "[customer text withheld from MLflow until the log passes the PII leak check]"
+WITHHELD = "[withheld from MLflow: the PII leak check found personal data in this query]"
 
 
 @dataclass
@@ -235,10 +235,11 @@ def run_replay(
     _write_decisions(arrow, replays, out / "decisions.parquet")
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=_json_default))
     disagreements = consequential_disagreements(arrow, *replays) if len(replays) == 2 else None
-    _replay_report(replays, summary, disagreements, customer_text=True).write(out)
+    _replay_report(replays, summary, disagreements, shareable=None).write(out)
     if track:
         with tempfile.TemporaryDirectory() as artifacts:
-            _replay_report(replays, summary, disagreements, customer_text=False).write(artifacts)
+            shareable = _passing_leak_check(disagreements["query"]) if disagreements is not None else set()
+            _replay_report(replays, summary, disagreements, shareable).write(artifacts)
             (Path(artifacts) / "summary.json").write_text((out / "summary.json").read_text())
             params = {"logs": logs_description, "env_file": str(env_file),
                       "pricing_sha256": hashlib.sha256(pricing.model_dump_json().encode()).hexdigest()}
@@ -256,6 +257,15 @@ def _reference(arrow: pa.Table, engine: SimilarityEngine | None, pricing: Pricin
         return None
     members = list(pricing.ensembles.get(ensemble.ENSEMBLE, ENSEMBLE_PROVIDERS))
     return ensemble.similarity_to_consensus(arrow, engine, members)
+
+
+def _passing_leak_check(queries: pd.Series) -> set[str]:
+    """The queries in which the PII leak gate finds nothing: only those may be copied to MLflow."""
+    from hibachi_lab.pii import LeakChecker
+
+    report = LeakChecker().check((str(i), "query", query, []) for i, query in enumerate(queries))
+    leaking = {int(leak["record"]) for leak in report.leaks}
+    return {query for i, query in enumerate(queries) if i not in leaking}
 
 
 def _labels(policy_paths: list[str | os.PathLike]) -> list[str]:
@@ -306,8 +316,10 @@ def _json_default(value: Any) -> Any:
 
 
 def _replay_report(
-    replays: list[PolicyReplay], summary: dict[str, Any], disagreements: pd.DataFrame | None, customer_text: bool
+    replays: list[PolicyReplay], summary: dict[str, Any], disagreements: pd.DataFrame | None,
+    shareable: set[str] | None,
 ) -> Report:
+    """The report; ``shareable`` limits customer text to those queries (None: the local report, all of it)."""
     title = "Router replay: " + " vs ".join(r.label for r in replays)
     report = Report(title)
     report.paragraph(f"{summary['turns']:,} logged turns from {summary['logs'] or 'the given logs'}.")
@@ -354,7 +366,7 @@ def _replay_report(
         report.table(
             ["conversation", "turn", "query", f"A: {ab['a']}", f"B: {ab['b']}", "cost B - A (USD)", "risk"],
             [
-                [row.conversation_id, row.turn_index, row.query if customer_text else WITHHELD, row.a, row.b,
+                [row.conversation_id, row.turn_index, row.query if shareable is None or row.query in shareable else WITHHELD, row.a, row.b,
                  row.cost_delta_usd, row.risk]
                 for row in disagreements.itertuples()
             ],

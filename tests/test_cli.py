@@ -115,7 +115,7 @@ def test_console_script_exit_codes(tmp_path):
     assert "no such file" in missing.stderr
 
 
-def test_demo_validates_summarizes_replays_and_scores_consensus_on_the_sample(tmp_path):
+def test_demo_runs_every_landed_stage_on_the_sample(tmp_path):
     result = run("demo", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -128,3 +128,6 @@ def test_demo_validates_summarizes_replays_and_scores_consensus_on_the_sample(tm
     assert consensus["contested_turns"] > 1000
     assert (tmp_path / "consensus" / "report.html").exists()
     assert isinstance(summary["replay"]["policies"]["seed"]["answer_similarity_to_ensemble"]["mean"], float)
+    assert summary["scrub"]["rows_out"] == summary["scrub"]["rows_in"] == 5409
+    assert summary["leak_check"]["passed"]
+    assert (tmp_path / "scrubbed" / "scrub_report.json").exists()

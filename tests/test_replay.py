@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from hibachi_lab import registry, traffic
 from hibachi_lab.cli import app
 from hibachi_lab.cost import Pricing
-from hibachi_lab.replay import paired_bootstrap_interval, run_replay, run_sweep
+from hibachi_lab.replay import WITHHELD, paired_bootstrap_interval, run_replay, run_sweep
 from hibachi_lab.router import Policy
 
 ROUTERS = Path(__file__).resolve().parent.parent / "configs" / "router"
@@ -87,14 +87,19 @@ def test_replay_writes_decisions_summary_and_reports_that_parse(tmp_path, small_
     assert {"report.html", "report.md", "summary.json"} <= artifacts
 
 
-def test_customer_text_never_reaches_the_mlflow_copy_of_the_report(tmp_path, small_log):
+def test_only_queries_that_pass_the_leak_check_reach_the_mlflow_copy_of_the_report(tmp_path, small_log):
     dataset = traffic.load(small_log)
     summary = run_replay(dataset, [SEED, WORD], tmp_path, Pricing.from_yaml())
     client = MlflowClient(registry.tracking_uri())
-    local = Path(client.download_artifacts(summary["mlflow_run_id"], "report.md", str(tmp_path / "dl")))
-    queries = set(dataset["query"])
-    assert not any(query in local.read_text() for query in queries if len(query) > 20)
-    assert any(query in (tmp_path / "report.md").read_text() for query in queries)
+    copied = Path(client.download_artifacts(summary["mlflow_run_id"], "report.md", str(tmp_path / "dl"))).read_text()
+    turns = [traffic.parse_turn(obj) for obj in traffic.iter_objects(dataset)]
+    with_pii = {turn.query for turn in turns if any(span.field == "query" for span in turn.pii_spans)}
+    local = (tmp_path / "report.md").read_text()
+    shown_locally = [query for query in set(dataset["query"]) if query in local]
+    assert any(query in with_pii for query in shown_locally)
+    assert not [query for query in with_pii if query in copied]
+    assert WITHHELD in copied
+    assert any(query in copied for query in shown_locally if query not in with_pii)
 
 
 def summary_hash(path: Path) -> str:
