@@ -27,6 +27,8 @@ SAMPLE_TRAFFIC = REPO_ROOT / "data" / "sample_traffic.jsonl"
 DEFAULT_PRICING = REPO_ROOT / "configs" / "pricing.yaml"
 DEFAULT_SIMILARITY = REPO_ROOT / "configs" / "similarity.yaml"
 SIMILARITY_PROBES = REPO_ROOT / "data" / "similarity_probes.jsonl"
+DEFAULT_PII = REPO_ROOT / "configs" / "pii.yaml"
+DEFAULT_DATASET = REPO_ROOT / "configs" / "dataset.yaml"
 
 console = Console()
 error_console = Console(stderr=True)
@@ -354,7 +356,6 @@ def _print_consensus(summary: dict[str, Any]) -> None:
     console.print(table)
 
 
-DEFAULT_PII = REPO_ROOT / "configs" / "pii.yaml"
 PiiOption = Annotated[Path, typer.Option("--config", help="PII settings (YAML, see configs/pii.yaml).")]
 
 
@@ -455,13 +456,52 @@ def _score(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+@app.command("build-dataset")
+def build_dataset(
+    logs: LogPaths,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (replaced atomically).")],
+    config: Annotated[Path, typer.Option(help="Dataset settings (YAML).")] = DEFAULT_DATASET,
+    pii_config: Annotated[Path, typer.Option("--pii-config", help="Settings of the leak gate (YAML).")] = DEFAULT_PII,
+    similarity: SimilarityOption = DEFAULT_SIMILARITY,
+    pricing: PricingOption = DEFAULT_PRICING,
+    strict: Strict = False,
+    no_mlflow: NoMlflow = False,
+) -> None:
+    """Scrubbed traffic to chat datasets: teacher answers, dedupe, splits by conversation, leak gate, card."""
+    from hibachi_lab import dataset, ensemble, pii, traffic
+    from hibachi_lab.cost import Pricing
+
+    settings = dataset.DatasetConfig.from_yaml(config)
+    loaded = traffic.read_logs(logs, strict=strict, quarantine_path=out.with_name(out.name + ".quarantine.jsonl"))
+    _print_load_report(loaded.report)
+    needs_engine = "consensus" in settings.teacher_sources or settings.dedupe.near_threshold is not None
+    members = list(Pricing.from_yaml(pricing).ensembles.get(ensemble.ENSEMBLE, []))
+    result = dataset.build(
+        loaded.dataset, out, settings, _engine(similarity) if needs_engine else None, members,
+        pii.PiiConfig.from_yaml(pii_config), source=", ".join(str(p) for p in logs), track=not no_mlflow,
+    )
+    _print_dataset(result.summary)
+    console.print(f"wrote {out} (card: {out / 'README.md'}, Kaggle bundle: {out / 'kaggle'})")
+
+
+def _print_dataset(summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary['turns_in']:,} turns in, {summary['examples_out']:,} examples out", show_header=False)
+    for name, count in summary["per_split"].items():
+        table.add_row(f"split {name}", f"{count:,} ({summary['conversations_per_split'][name]:,} conversations)")
+    for reason, count in {**summary["dropped"], **summary["removed"]}.items():
+        if count:
+            table.add_row(reason.replace("_", " "), f"{count:,}")
+    table.add_row("median / max tokens", f"{summary['tokens']['median']:.0f} / {summary['tokens']['max']:,}")
+    console.print(table)
+
+
 @app.command()
 def demo(
     logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,
     out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports/demo"),
 ) -> None:
-    """The main job on the bundled sample: validate, replay the router A/B, replay consensus, scrub and leak-check."""
-    from hibachi_lab import ensemble, pii, registry, traffic
+    """The main job on the bundled sample: validate, replay the router A/B and consensus, scrub, build a dataset."""
+    from hibachi_lab import dataset, ensemble, pii, registry, traffic
     from hibachi_lab import replay as replay_module
     from hibachi_lab.cost import Pricing
     from hibachi_lab.files import write_text_atomic
@@ -494,13 +534,21 @@ def demo(
                   f"({', '.join(f'{k} {v:,}' for k, v in scrubbed['entities'].items())}); "
                   f"leak check passed on {leaks.texts_checked:,} texts", highlight=False)
 
+    console.rule("Step 5: instruction dataset from the scrubbed traffic")
+    members = list(Pricing.from_yaml(DEFAULT_PRICING).ensembles.get(ensemble.ENSEMBLE, []))
+    built = dataset.build(traffic.load(out / "scrubbed" / "traffic.jsonl"), out / "dataset",
+                          dataset.DatasetConfig.from_yaml(DEFAULT_DATASET), engine, members, settings,
+                          source=str(out / "scrubbed" / "traffic.jsonl"))
+    _print_dataset(built.summary)
+
     report = {"load": result.report.to_dict(), "summary": summary, "replay": replayed, "consensus": agreed,
-              "scrub": scrubbed, "leak_check": {"passed": leaks.passed, "texts_checked": leaks.texts_checked}}
+              "scrub": scrubbed, "leak_check": {"passed": leaks.passed, "texts_checked": leaks.texts_checked},
+              "dataset": built.summary}
     path = write_text_atomic(out / "summary.json", json.dumps(report, indent=2, default=str))
     console.print(f"[green]demo done[/]: summary {path}, A/B report {out / 'replay_ab' / 'report.html'}, "
-                  f"consensus report {out / 'consensus' / 'report.html'}")
+                  f"consensus report {out / 'consensus' / 'report.html'}, dataset card {out / 'dataset' / 'README.md'}")
     console.print(f"MLflow: mlflow ui --backend-store-uri {registry.tracking_uri()}  "
-                  "(experiments router-replay, ensemble-consensus)")
+                  "(experiments router-replay, ensemble-consensus, datasets)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,8 +46,10 @@ def log_run(
     metrics: dict[str, float],
     artifacts: str | os.PathLike | None = None,
     tags: dict[str, str] | None = None,
+    inputs: list[tuple[Any, str]] | None = None,
 ) -> str:
-    """Record one run (params, finite metrics, a folder of artifacts); returns its run id."""
+    """Record one run (params, finite metrics, a folder of artifacts, datasets as (dataset, context) inputs);
+    returns its run id."""
     for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_service.client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     import mlflow
@@ -64,4 +66,6 @@ def log_run(
         )
         if artifacts is not None:
             mlflow.log_artifacts(str(artifacts))
+        for dataset, context in inputs or []:
+            mlflow.log_input(dataset, context=context)
         return run.info.run_id

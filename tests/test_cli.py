@@ -131,3 +131,6 @@ def test_demo_runs_every_landed_stage_on_the_sample(tmp_path):
     assert summary["scrub"]["rows_out"] == summary["scrub"]["rows_in"] == 5409
     assert summary["leak_check"]["passed"]
     assert (tmp_path / "scrubbed" / "scrub_report.json").exists()
+    built = summary["dataset"]
+    assert built["examples_out"] > 1000 and set(built["per_split"]) == {"train", "eval", "gate"}
+    assert (tmp_path / "dataset" / "hf" / "dataset_dict.json").exists()
