@@ -495,6 +495,80 @@ def _print_dataset(summary: dict[str, Any]) -> None:
     console.print(table)
 
 
+ModelOption = Annotated[str, typer.Option("--model", help="Recipe name (configs/models/) or YAML path.")]
+HardwareOption = Annotated[str, typer.Option("--hardware", help="Profile name (configs/hardware/) or YAML path.")]
+
+
+@app.command()
+def plan(
+    model: ModelOption,
+    hardware: HardwareOption,
+    dataset: Annotated[Path | None, typer.Option(help="A built dataset: its token count sets the time estimate.")]
+    = None,
+    backend: Annotated[str | None, typer.Option(help="Force unsloth or peft.")] = None,
+) -> None:
+    """Will this model train on this hardware? Memory, settings and time per epoch; refuses what cannot fit."""
+    from hibachi_lab import plan as planner
+    from hibachi_lab.recipes import load_hardware, load_recipe
+
+    tokens, longest = planner.dataset_tokens(dataset)
+    chosen = planner.make_plan(load_recipe(model), load_hardware(hardware), tokens, longest, backend)
+    _print_plan(chosen)
+
+
+def _print_plan(chosen) -> None:
+    table = Table(title=f"Plan: {chosen.model} on {chosen.hardware}", show_header=False)
+    table.add_row("backend", chosen.backend)
+    table.add_row("weights / precision", f"{chosen.weight_bits}-bit / {chosen.precision}")
+    table.add_row("batch x accumulation", f"{chosen.batch_size} x {chosen.gradient_accumulation}")
+    table.add_row("sequence length", str(chosen.sequence_length))
+    table.add_row("GPUs", chosen.multi_gpu or "one")
+    table.add_row("weights at 4 / 8 / 16 bit", " / ".join(f"{gb:g} GB" for gb in chosen.weights_gb_at_bits.values()))
+    table.add_row("LoRA parameters", f"{chosen.lora_parameters:,}")
+    for part, gb in chosen.memory_gb.items():
+        table.add_row(f"memory: {part}", f"{gb:.2f} GB")
+    assumed = " (assumed: no --dataset)" if chosen.tokens_assumed else ""
+    table.add_row("tokens per epoch", f"{chosen.tokens_per_epoch:,}{assumed}")
+    table.add_row("time per epoch", f"~{chosen.hours_per_epoch:.2f} h")
+    console.print(table)
+    for warning in chosen.warnings:
+        console.print(f"[yellow]note:[/] {warning}", highlight=False)
+
+
+@app.command("train")
+def train_command(
+    model: ModelOption,
+    hardware: HardwareOption,
+    dataset: Annotated[Path, typer.Option(help="A folder written by build-dataset.")],
+    out: Annotated[Path, typer.Option(help="Output folder: adapter/, checkpoints/, README.md.")],
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")] = None,
+    epochs: Annotated[float, typer.Option(help="Epochs when --max-steps is not given.")] = 1.0,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
+    save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every this many steps.")] = 50,
+    packing: Annotated[bool, typer.Option(help="Pack examples into full sequences (best with flash attention).")]
+    = False,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT/checkpoints.")] = False,
+    backend: Annotated[str | None, typer.Option(help="Force unsloth or peft (default: unsloth where it runs).")]
+    = None,
+    no_mlflow: NoMlflow = False,
+) -> None:
+    """Fine-tune a LoRA adapter on a built dataset (Unsloth on a capable GPU, PEFT + TRL elsewhere)."""
+    from hibachi_lab import train as trainer
+    from hibachi_lab.recipes import load_hardware, load_recipe
+
+    recipe = load_recipe(model)
+    if recipe.smoke:
+        console.print(f"[yellow]{recipe.name} is a smoke model: a pipeline check, not a student.[/]")
+    settings = trainer.TrainSettings(max_steps=max_steps, epochs=epochs, learning_rate=learning_rate,
+                                     save_steps=save_steps, packing=packing, resume=resume, backend=backend)
+    result = trainer.train(recipe, load_hardware(hardware), dataset, out, settings, track=not no_mlflow)
+    _print_plan(result.plan)
+    first, last = (result.losses[0][1], result.losses[-1][1]) if result.losses else (float("nan"),) * 2
+    console.print(f"trained to step {result.global_step} (from {result.resumed_from_step}); loss {first:.3f} -> "
+                  f"{last:.3f}; {result.tokens_per_second:,.0f} tokens/s; adapter in {out / 'adapter'}",
+                  highlight=False)
+
+
 @app.command()
 def demo(
     logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,

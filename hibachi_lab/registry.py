@@ -47,9 +47,10 @@ def log_run(
     artifacts: str | os.PathLike | None = None,
     tags: dict[str, str] | None = None,
     inputs: list[tuple[Any, str]] | None = None,
+    history: dict[str, list[tuple[int, float]]] | None = None,
 ) -> str:
     """Record one run (params, finite metrics, a folder of artifacts, datasets as (dataset, context) inputs);
-    returns its run id."""
+    ``history`` holds per-step series (a loss curve). Returns the run id."""
     for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_service.client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     import mlflow
@@ -66,6 +67,9 @@ def log_run(
         )
         if artifacts is not None:
             mlflow.log_artifacts(str(artifacts))
+        for name, points in (history or {}).items():
+            for step, value in points:
+                mlflow.log_metric(name, float(value), step=int(step))
         for dataset, context in inputs or []:
             mlflow.log_input(dataset, context=context)
         return run.info.run_id

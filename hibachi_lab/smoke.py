@@ -70,7 +70,7 @@ def tiny_model(architecture: str, tokenizer: Any, seed: int = 0) -> Any:
     sizes = {"vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 2048,
              "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
-             "bos_token_id": tokenizer.pad_token_id}
+             "bos_token_id": tokenizer.pad_token_id, "initializer_range": 0.1}
     configs = {"qwen3": lambda: Qwen3Config(head_dim=16, tie_word_embeddings=True, **sizes),
                "qwen2": lambda: Qwen2Config(tie_word_embeddings=True, **sizes),
                "phi3": lambda: Phi3Config(**sizes)}

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hibachi_lab import synth, traffic
+from hibachi_lab import dataset, pii, synth, traffic
+from hibachi_lab.cli import DEFAULT_DATASET, DEFAULT_PII
+
+MEMBERS = ["gpt4o", "claude", "mistral"]
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +44,25 @@ def engine(tmp_path_factory):
     from hibachi_lab.similarity import SimilarityEngine
 
     return SimilarityEngine(cache_dir=tmp_path_factory.mktemp("embeddings"))
+
+
+@pytest.fixture(scope="session")
+def scrubbed(tmp_path_factory) -> Path:
+    """A small synthetic log, scrubbed as the README says to."""
+    folder = tmp_path_factory.mktemp("scrubbed")
+    raw = folder / "raw.jsonl"
+    traffic.write_turns(synth.generate(120, seed=5), raw)
+    turns = list(traffic.iter_objects(traffic.load(raw)))
+    pii.Scrubber(pii.PiiConfig.from_yaml(DEFAULT_PII)).scrub_turns(turns)
+    path = folder / "scrubbed.jsonl"
+    traffic.write_turns([traffic.parse_turn(turn) for turn in turns], path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def built(scrubbed, tmp_path_factory, engine) -> tuple[Path, dataset.BuildResult]:
+    """The dataset built from it with the shipped configs (no MLflow run)."""
+    out = tmp_path_factory.mktemp("built") / "dataset"
+    result = dataset.build(traffic.load(scrubbed), out, dataset.DatasetConfig.from_yaml(DEFAULT_DATASET), engine,
+                           MEMBERS, pii.PiiConfig.from_yaml(DEFAULT_PII), source=str(scrubbed), track=False)
+    return out, result

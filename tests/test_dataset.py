@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import datasets
 import pytest
 from typer.testing import CliRunner
 
-from hibachi_lab import dataset, pii, synth, traffic
+from hibachi_lab import dataset, pii, traffic
 from hibachi_lab.cli import DEFAULT_DATASET, DEFAULT_PII, app
 from hibachi_lab.errors import BadInput
 from hibachi_lab.smoke import tiny_model, tiny_tokenizer
 
 MEMBERS = ["gpt4o", "claude", "mistral"]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def scrubbed(tmp_path_factory) -> Path:
-    """A small synthetic log, scrubbed as the README says to."""
-    folder = tmp_path_factory.mktemp("scrubbed")
-    raw = folder / "raw.jsonl"
-    traffic.write_turns(synth.generate(120, seed=5), raw)
-    turns = list(traffic.iter_objects(traffic.load(raw)))
-    pii.Scrubber(pii.PiiConfig.from_yaml(DEFAULT_PII)).scrub_turns(turns)
-    path = folder / "scrubbed.jsonl"
-    traffic.write_turns([traffic.parse_turn(turn) for turn in turns], path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def built(scrubbed, tmp_path_factory, engine) -> tuple[Path, dataset.BuildResult]:
-    out = tmp_path_factory.mktemp("built") / "dataset"
-    result = dataset.build(traffic.load(scrubbed), out, dataset.DatasetConfig.from_yaml(DEFAULT_DATASET), engine,
-                           MEMBERS, pii.PiiConfig.from_yaml(DEFAULT_PII), source=str(scrubbed), track=False)
-    return out, result
 
 
 def test_no_conversation_is_in_two_splits(built):

@@ -1,0 +1,324 @@
+"""LoRA fine-tuning of a student on a built dataset: PEFT + TRL anywhere (CPU included), Unsloth on a GPU.
+
+``train`` plans first (:mod:`hibachi_lab.plan`), loads the recipe's model (or builds a smoke
+model), fixes its chat template so TRL's assistant-only loss works, trains with checkpoints,
+and writes the adapter, the tokenizer and a training card to the output folder, with an MLflow
+run (params, loss curve, tokens/s, peak memory, dataset digest, the adapter).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hibachi_lab import registry
+from hibachi_lab.errors import BadInput
+from hibachi_lab.files import write_text_atomic
+from hibachi_lab.plan import Plan, dataset_tokens, make_plan
+from hibachi_lab.recipes import HardwareProfile, ModelRecipe
+from hibachi_lab.smoke import tiny_model, tiny_tokenizer
+
+log = logging.getLogger(__name__)
+
+# Phi-4's and the R1 distills' own templates, with {% generation %} around what the assistant says
+# (TRL patches Qwen2.5/Qwen3/Phi-3 templates itself, not these).
+PHI4_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message.role == 'assistant' %}<|im_start|>assistant<|im_sep|>"
+    "{% generation %}{{ message.content }}<|im_end|>{% endgeneration %}"
+    "{% else %}<|im_start|>{{ message.role }}<|im_sep|>{{ message.content }}<|im_end|>{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant<|im_sep|>{% endif %}"
+)
+DEEPSEEK_R1_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{% if message.role == 'system' %}{{ message.content }}{% endif %}"
+    "{% endfor %}"
+    "{% for message in messages %}"
+    "{% if message.role == 'user' %}<｜User｜>{{ message.content }}"
+    "{% elif message.role == 'assistant' %}<｜Assistant｜>"
+    "{% generation %}{{ message.content }}<｜end▁of▁sentence｜>{% endgeneration %}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<｜Assistant｜>{% endif %}"
+)
+TEMPLATES = {"phi4": PHI4_TEMPLATE, "deepseek_r1": DEEPSEEK_R1_TEMPLATE}
+THINK_BLOCK = re.compile(r"<think>.*?</think>\s*", re.DOTALL)
+
+
+@dataclass
+class TrainSettings:
+    """How long and how fast: the rest comes from the recipe, the profile and the plan."""
+
+    max_steps: int | None = None
+    epochs: float = 1.0
+    learning_rate: float = 2e-4
+    save_steps: int = 50
+    packing: bool = False
+    seed: int = 2026
+    resume: bool = False
+    backend: str | None = None
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    plan: Plan
+    global_step: int
+    resumed_from_step: int
+    losses: list[tuple[int, float]]
+    tokens_per_second: float
+    peak_memory_gb: float
+    mlflow_run_id: str | None
+
+
+# --------------------------------------------------------------------------- data and model
+
+
+def load_splits(dataset_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
+    import datasets
+
+    folder = Path(dataset_dir)
+    if not (folder / "hf" / "dataset_dict.json").exists():
+        raise BadInput(f"{dataset_dir}: not a dataset folder written by build-dataset (no hf/dataset_dict.json)")
+    splits = datasets.load_from_disk(str(folder / "hf"))
+    summary = json.loads((folder / "summary.json").read_text())
+    return splits["train"], splits["eval"], summary
+
+
+def prepare_examples(split: Any, recipe: ModelRecipe) -> Any:
+    """Per-recipe template settings: Qwen3 without thinking, R1 think blocks stripped from targets."""
+    settings = recipe.chat_template
+
+    def adjust(example: dict) -> dict:
+        if settings.think_blocks == "strip":
+            example["messages"] = [
+                m | {"content": THINK_BLOCK.sub("", m["content"] or "")} if m["role"] == "assistant" else m
+                for m in example["messages"]
+            ]
+        example["messages"] = [{k: v for k, v in m.items() if v is not None} for m in example["messages"]]
+        if settings.enable_thinking is not None:
+            example["chat_template_kwargs"] = {"enable_thinking": settings.enable_thinking}
+        return example
+
+    return split.map(adjust, desc=None)
+
+
+def load_model(recipe: ModelRecipe, plan: Plan, out: Path, texts: list[str]) -> tuple[Any, Any]:
+    """The base model and tokenizer: a smoke model (saved under out/base, reused on resume) or the recipe's."""
+    if recipe.smoke:
+        base = out / "base"
+        if (base / "config.json").exists():
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            return AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
+        tokenizer = tiny_tokenizer(texts)
+        model = tiny_model(recipe.family, tokenizer)
+        model.save_pretrained(base)
+        tokenizer.save_pretrained(base)
+        return model, tokenizer
+    if plan.backend == "unsloth":
+        return _load_unsloth(recipe, plan)
+    return _load_peft_base(recipe, plan)
+
+
+def _load_peft_base(recipe: ModelRecipe, plan: Plan) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[plan.precision]
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if plan.weight_bits == 4:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+    if plan.multi_gpu == "model_split":
+        kwargs["device_map"] = "auto"
+    model = AutoModelForCausalLM.from_pretrained(recipe.hub_id, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(recipe.hub_id)
+    if recipe.chat_template.generation_markers:
+        tokenizer.chat_template = TEMPLATES[recipe.chat_template.generation_markers]
+    return model, tokenizer
+
+
+def _load_unsloth(recipe: ModelRecipe, plan: Plan) -> tuple[Any, Any]:
+    try:
+        from unsloth import FastLanguageModel
+    except ImportError as exc:
+        raise BadInput(f"backend unsloth: {exc}. Install with `pip install -e \".[unsloth]\"` on a CUDA machine, "
+                       "or pass --backend peft") from None
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=recipe.unsloth_id, max_seq_length=plan.sequence_length, load_in_4bit=plan.weight_bits == 4,
+        dtype=None)
+    lora = recipe.lora
+    model = FastLanguageModel.get_peft_model(
+        model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=recipe.unsloth_target_modules or lora.target_modules, use_gradient_checkpointing="unsloth")
+    if recipe.chat_template.generation_markers:
+        tokenizer.chat_template = TEMPLATES[recipe.chat_template.generation_markers]
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------- training
+
+
+def sft_config(plan: Plan, settings: TrainSettings, out: Path, hardware: HardwareProfile) -> Any:
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(out / "checkpoints"), max_steps=settings.max_steps or -1, num_train_epochs=settings.epochs,
+        per_device_train_batch_size=plan.batch_size, gradient_accumulation_steps=plan.gradient_accumulation,
+        learning_rate=settings.learning_rate, lr_scheduler_type="linear", warmup_steps=0, logging_steps=1,
+        save_strategy="steps", save_steps=settings.save_steps, save_total_limit=2,
+        bf16=plan.precision == "bf16", fp16=plan.precision == "fp16", use_cpu=hardware.device == "cpu",
+        assistant_only_loss=True, max_length=plan.sequence_length, packing=settings.packing,
+        packing_strategy="bfd", gradient_checkpointing=hardware.device == "cuda", report_to=[], seed=settings.seed,
+        dataset_num_proc=None, eval_strategy="no", optim="adamw_torch",
+    )
+
+
+def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: str | os.PathLike,
+          settings: TrainSettings | None = None, track: bool = True) -> TrainResult:
+    """Plan, then train a LoRA adapter; writes out/adapter, out/README.md and an MLflow run."""
+    from peft import LoraConfig
+    from trl import SFTTrainer
+
+    settings = settings or TrainSettings()
+    out = Path(out)
+    tokens, longest = dataset_tokens(dataset_dir)
+    plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
+    if _relaunched_on_all_gpus(plan, hardware):
+        raise SystemExit(0)
+    if hardware.device == "cuda":
+        _require_cuda(hardware)
+    train_split, eval_split, summary = load_splits(dataset_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoints = out / "checkpoints"
+    resume_from = _last_checkpoint(checkpoints) if settings.resume else None
+    if settings.resume and resume_from is None:
+        raise BadInput(f"--resume: no checkpoint under {checkpoints} to continue from")
+    texts = [m["content"] or "" for example in train_split for m in example["messages"]]
+    model, tokenizer = load_model(recipe, plan, out, texts)
+    train_split, eval_split = prepare_examples(train_split, recipe), prepare_examples(eval_split, recipe)
+    peft_config = None if plan.backend == "unsloth" else LoraConfig(
+        r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
+        target_modules=recipe.lora.target_modules, task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=sft_config(plan, settings, out, hardware), train_dataset=train_split,
+                         eval_dataset=eval_split if len(eval_split) else None, processing_class=tokenizer,
+                         peft_config=peft_config)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    seconds = time.perf_counter() - started
+    trainer.save_model(str(out / "adapter"))
+    tokenizer.save_pretrained(str(out / "adapter"))
+    losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+    trained_tokens = _trained_tokens(trainer)
+    resumed_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
+    result = TrainResult(
+        out=out, plan=plan, global_step=trainer.state.global_step, resumed_from_step=resumed_step, losses=losses,
+        tokens_per_second=trained_tokens / seconds if seconds else 0.0, peak_memory_gb=_peak_memory_gb(),
+        mlflow_run_id=None)
+    eval_loss = trainer.evaluate()["eval_loss"] if len(eval_split) else None
+    _write_card(out, recipe, hardware, plan, summary, result, eval_loss)
+    if track:
+        result.mlflow_run_id = _track(out, recipe, hardware, plan, summary, result, eval_loss)
+    return result
+
+
+def _trained_tokens(trainer: Any) -> int:
+    """Tokens the model saw, from TRL's running count in the logs."""
+    counts = [entry["num_tokens"] for entry in trainer.state.log_history if "num_tokens" in entry]
+    return int(counts[-1]) if counts else 0
+
+
+def _peak_memory_gb() -> float:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.max_memory_allocated() / 1024**3
+    except ImportError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[-1]))
+    return found[-1] if found else None
+
+
+def _require_cuda(hardware: HardwareProfile) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BadInput(f"hardware profile {hardware.name} needs a CUDA GPU and none is visible here; "
+                       "use --hardware laptop-cpu (smoke models) or run on a GPU machine")
+
+
+def _relaunched_on_all_gpus(plan: Plan, hardware: HardwareProfile) -> bool:
+    """On several GPUs with a copy of the model per card, run again under ``accelerate launch`` (DDP)."""
+    if plan.multi_gpu != "ddp" or "LOCAL_RANK" in os.environ:
+        return False
+    import torch
+
+    if torch.cuda.device_count() < hardware.devices:
+        return False
+    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(hardware.devices), "-m",
+               "hibachi_lab.cli", *sys.argv[1:]]
+    log.warning("training on %d GPUs: %s", hardware.devices, " ".join(command))
+    subprocess.run(command, check=True)
+    return True
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _write_card(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan, summary: dict,
+                result: TrainResult, eval_loss: float | None) -> None:
+    kind = ("**A smoke model: randomly initialised, a pipeline check, not a student. Its answers mean nothing.**"
+            if recipe.smoke else f"LoRA adapter for `{recipe.hub_id}`.")
+    first, last = (result.losses[0][1], result.losses[-1][1]) if result.losses else (None, None)
+    lines = [
+        f"# {recipe.name} student adapter", "", kind, "",
+        f"- base: {recipe.hub_id or recipe.family + ' (built from config)'}; Ollama base: {recipe.ollama_base}",
+        f"- hardware profile: {hardware.name}; backend {plan.backend}; {plan.weight_bits}-bit weights, {plan.precision}",
+        (f"- LoRA r={recipe.lora.r}, alpha={recipe.lora.alpha}, dropout={recipe.lora.dropout}, "
+        f"targets {', '.join(recipe.lora.target_modules)}"),
+        f"- batch {plan.batch_size} x {plan.gradient_accumulation} accumulation, sequence {plan.sequence_length}",
+        f"- dataset digest {summary.get('digest', '?')}; {summary['per_split']['train']:,} training examples",
+        (f"- steps {result.global_step} (resumed from {result.resumed_from_step}); loss {first} -> {last}; "
+        f"eval loss {eval_loss}"),
+        f"- {result.tokens_per_second:,.0f} tokens/s; peak memory {result.peak_memory_gb:.2f} GB",
+        "", "Assistant-only loss: only the teacher's answers are learned; prompts are masked.",
+    ]
+    write_text_atomic(out / "README.md", "\n".join(lines) + "\n")
+
+
+def _track(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan, summary: dict,
+           result: TrainResult, eval_loss: float | None) -> str:
+    params = {"recipe": recipe.name, "hub_id": recipe.hub_id, "smoke": recipe.smoke, "hardware": hardware.name,
+              "backend": plan.backend, "plan": json.dumps(plan.to_dict()), "dataset_digest": summary.get("digest"),
+              "lora_r": recipe.lora.r, "lora_alpha": recipe.lora.alpha,
+              "target_modules": ",".join(recipe.lora.target_modules)}
+    metrics = {"final_loss": result.losses[-1][1] if result.losses else None, "eval_loss": eval_loss,
+               "tokens_per_second": result.tokens_per_second, "peak_memory_gb": result.peak_memory_gb,
+               "global_step": result.global_step}
+    with tempfile.TemporaryDirectory() as artifacts:
+        shutil.copytree(out / "adapter", Path(artifacts) / "adapter")
+        shutil.copyfile(out / "README.md", Path(artifacts) / "README.md")
+        return registry.log_run("training", f"{recipe.name}@{hardware.name}", params, metrics, artifacts,
+                                tags={"smoke": str(recipe.smoke).lower()}, history={"loss": result.losses})
+
+
+def result_dict(result: TrainResult) -> dict[str, Any]:
+    data = asdict(result)
+    data["out"] = str(result.out)
+    return data

@@ -1,0 +1,173 @@
+"""Training on CPU with the smoke models, the planner, and what a GPU would add."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from hibachi_lab import plan, train
+from hibachi_lab.cli import app
+from hibachi_lab.errors import BadInput
+from hibachi_lab.recipes import load_hardware, load_recipe, recipe_names
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+runner = CliRunner()
+CPU = load_hardware("laptop-cpu")
+
+
+@pytest.fixture(scope="module")
+def memorisation_set(built, tmp_path_factory) -> Path:
+    """The built dataset cut to 8 training examples, so a few steps can memorise them."""
+    import shutil
+
+    import datasets
+
+    source, _ = built
+    folder = tmp_path_factory.mktemp("memorise") / "dataset"
+    shutil.copytree(source, folder)
+    splits = datasets.load_from_disk(str(source / "hf"))
+    small = datasets.DatasetDict({"train": splits["train"].select(range(8)), "eval": splits["eval"].select(range(4)),
+                                  "gate": splits["gate"]})
+    shutil.rmtree(folder / "hf")
+    small.save_to_disk(str(folder / "hf"))
+    return folder
+
+
+@pytest.mark.parametrize("recipe_name", ["qwen3-tiny", "phi3-tiny", "qwen2-tiny"])
+def test_each_smoke_architecture_trains_its_family_targets_and_the_loss_goes_down(recipe_name, memorisation_set,
+                                                                                   tmp_path):
+    recipe = load_recipe(recipe_name)
+    settings = train.TrainSettings(max_steps=30, learning_rate=5e-3, save_steps=100)
+    result = train.train(recipe, CPU, memorisation_set, tmp_path / "run", settings, track=False)
+    assert result.global_step == 30
+    first, last = result.losses[0][1], result.losses[-1][1]
+    assert last < first * 0.8
+    adapter_config = (tmp_path / "run" / "adapter" / "adapter_config.json").read_text()
+    for module in recipe.lora.target_modules:
+        assert f'"{module}"' in adapter_config
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "smoke model" in card and "not a student" in card
+
+
+def test_the_saved_adapter_reloads_and_generates_the_same(memorisation_set, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "run"
+    settings = train.TrainSettings(max_steps=20, learning_rate=5e-3, save_steps=100)
+    train.train(load_recipe("qwen3-tiny"), CPU, memorisation_set, out, settings, track=False)
+
+    def greedy() -> list[int]:
+        tokenizer = AutoTokenizer.from_pretrained(out / "adapter")
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(out / "base"), out / "adapter").eval()
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": "How much per adult?"}],
+                                               add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            generated = model.generate(**prompt, max_new_tokens=12, do_sample=False)
+        return generated[0].tolist()
+
+    first = greedy()
+    assert first == greedy()
+    assert len(first) > 12
+
+
+def test_resume_continues_the_step_count_from_the_last_checkpoint(memorisation_set, tmp_path):
+    out = tmp_path / "run"
+    recipe = load_recipe("qwen3-tiny")
+    first = train.train(recipe, CPU, memorisation_set, out, train.TrainSettings(max_steps=4, save_steps=2),
+                        track=False)
+    assert (out / "checkpoints" / "checkpoint-4").exists()
+    resumed = train.train(recipe, CPU, memorisation_set, out,
+                          train.TrainSettings(max_steps=6, save_steps=2, resume=True), track=False)
+    assert resumed.resumed_from_step == 4
+    assert resumed.global_step == 6
+    # The curve carries on: the first four steps come from the checkpoint, only 5 and 6 are new.
+    assert [step for step, _ in resumed.losses] == [1, 2, 3, 4, 5, 6]
+    assert resumed.losses[:4] == first.losses
+
+
+def test_resume_without_a_checkpoint_is_bad_input(memorisation_set, tmp_path):
+    with pytest.raises(BadInput, match="no checkpoint"):
+        train.train(load_recipe("qwen3-tiny"), CPU, memorisation_set, tmp_path / "fresh",
+                    train.TrainSettings(max_steps=2, resume=True), track=False)
+
+
+def test_training_records_an_mlflow_run_with_the_loss_curve(memorisation_set, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from hibachi_lab import registry
+
+    result = train.train(load_recipe("qwen3-tiny"), CPU, memorisation_set, tmp_path / "run",
+                         train.TrainSettings(max_steps=3, save_steps=100), track=True)
+    client = MlflowClient(registry.tracking_uri())
+    run = client.get_run(result.mlflow_run_id)
+    assert run.data.params["recipe"] == "qwen3-tiny"
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == 3
+    assert run.data.metrics["tokens_per_second"] > 0
+    assert "adapter/adapter_config.json" in [f.path for f in client.list_artifacts(run.info.run_id, "adapter")]
+
+
+def test_the_planner_refuses_infeasible_pairs_and_names_the_nearest_feasible_one():
+    with pytest.raises(BadInput, match="qwen3-32b does not fit laptop-cpu.*Nearest feasible: qwen3-32b on colab-a100"):
+        plan.make_plan(load_recipe("qwen3-32b"), CPU)
+
+
+@pytest.mark.parametrize("hardware", ["kaggle-t4x2", "kaggle-p100", "colab-t4"])
+def test_the_planner_picks_fp16_where_bf16_is_missing(hardware):
+    chosen = plan.make_plan(load_recipe("qwen3-8b"), load_hardware(hardware))
+    assert chosen.precision == "fp16"
+
+
+def test_the_planner_uses_both_t4s_and_keeps_unsloth_off_the_p100():
+    assert plan.make_plan(load_recipe("qwen3-8b"), load_hardware("kaggle-t4x2")).multi_gpu == "ddp"
+    assert plan.make_plan(load_recipe("qwen3-8b"), load_hardware("kaggle-p100")).backend == "peft"
+    assert plan.make_plan(load_recipe("qwen3-8b"), load_hardware("colab-a100")).precision == "bf16"
+    with pytest.raises(BadInput, match="backend unsloth: not available"):
+        plan.make_plan(load_recipe("qwen3-8b"), load_hardware("kaggle-p100"), backend="unsloth")
+
+
+def test_phi4_lora_targets_are_its_fused_projections():
+    recipe = load_recipe("phi-4")
+    assert recipe.lora.target_modules == ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
+    assert recipe.lora_params() > 0
+
+
+def test_plan_command_exits_2_on_an_infeasible_pair():
+    result = runner.invoke(app, ["plan", "--model", "qwen3-32b", "--hardware", "laptop-cpu"])
+    assert result.exit_code == 2
+    assert "Nearest feasible" in " ".join(result.output.split())
+
+
+def test_the_readme_plan_table_is_what_the_planner_says():
+    rows = plan.plan_table()
+    text = README.read_text()
+    for row in rows:
+        assert f"| {row['model']} | {row['hardware']} | {row['plan']} |" in text
+    assert len(rows) == len(recipe_names()) * 7
+
+
+def test_the_phi4_and_r1_templates_mask_only_what_the_assistant_says():
+    from hibachi_lab.smoke import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer(["How much is it? Our price is $60 per adult."] * 5)
+    tokenizer.bos_token = "<|endoftext|>"
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How much is it?"},
+                {"role": "assistant", "content": "Our price is $60 per adult."}]
+    for name, template in train.TEMPLATES.items():
+        rendered = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=True, return_dict=True,
+                                                 return_assistant_tokens_mask=True)
+        learned = tokenizer.decode([t for t, m in zip(rendered["input_ids"], rendered["assistant_masks"], strict=True)
+                                    if m])
+        assert learned.startswith("Our price is $60 per adult."), name
+        assert "How much" not in learned and "Be brief" not in learned, name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the Unsloth backend needs a CUDA GPU; none is present")
+def test_unsloth_backend_trains_a_few_steps(memorisation_set, tmp_path):
+    recipe = load_recipe("qwen3-8b")
+    result = train.train(recipe, load_hardware("colab-t4"), memorisation_set, tmp_path / "run",
+                         train.TrainSettings(max_steps=2, backend="unsloth"), track=False)
+    assert result.global_step == 2
