@@ -185,18 +185,26 @@ def sft_config(plan: Plan, settings: TrainSettings, out: Path, hardware: Hardwar
     )
 
 
-def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: str | os.PathLike,
-          settings: TrainSettings | None = None, track: bool = True) -> TrainResult:
-    """Plan, then train a LoRA adapter; writes out/adapter, out/README.md and an MLflow run."""
+@dataclass
+class Prepared:
+    """A trainer ready to run, and what it was built from."""
+
+    trainer: Any
+    tokenizer: Any
+    plan: Plan
+    summary: dict
+    eval_examples: int
+    resume_from: Path | None
+
+
+def prepare(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: Path,
+            settings: TrainSettings) -> Prepared:
+    """Plan, load the data and the model, and build the SFT trainer (nothing trained yet)."""
     from peft import LoraConfig
     from trl import SFTTrainer
 
-    settings = settings or TrainSettings()
-    out = Path(out)
     tokens, longest = dataset_tokens(dataset_dir)
     plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
-    if _relaunched_on_all_gpus(plan, hardware):
-        raise SystemExit(0)
     if hardware.device == "cuda":
         _require_cuda(hardware)
     train_split, eval_split, summary = load_splits(dataset_dir)
@@ -214,22 +222,34 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
     trainer = SFTTrainer(model=model, args=sft_config(plan, settings, out, hardware), train_dataset=train_split,
                          eval_dataset=eval_split if len(eval_split) else None, processing_class=tokenizer,
                          peft_config=peft_config)
+    return Prepared(trainer, tokenizer, plan, summary, len(eval_split), resume_from)
+
+
+def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: str | os.PathLike,
+          settings: TrainSettings | None = None, track: bool = True) -> TrainResult:
+    """Plan, then train a LoRA adapter; writes out/adapter, out/README.md and an MLflow run."""
+    settings = settings or TrainSettings()
+    out = Path(out)
+    tokens, longest = dataset_tokens(dataset_dir)
+    if _relaunched_on_all_gpus(make_plan(recipe, hardware, tokens, longest, settings.backend), hardware):
+        raise SystemExit(0)
+    prepared = prepare(recipe, hardware, dataset_dir, out, settings)
+    trainer, resume_from = prepared.trainer, prepared.resume_from
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
     trainer.save_model(str(out / "adapter"))
-    tokenizer.save_pretrained(str(out / "adapter"))
+    prepared.tokenizer.save_pretrained(str(out / "adapter"))
     losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
-    trained_tokens = _trained_tokens(trainer)
     resumed_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
     result = TrainResult(
-        out=out, plan=plan, global_step=trainer.state.global_step, resumed_from_step=resumed_step, losses=losses,
-        tokens_per_second=trained_tokens / seconds if seconds else 0.0, peak_memory_gb=_peak_memory_gb(),
-        mlflow_run_id=None)
-    eval_loss = trainer.evaluate()["eval_loss"] if len(eval_split) else None
-    _write_card(out, recipe, hardware, plan, summary, result, eval_loss)
+        out=out, plan=prepared.plan, global_step=trainer.state.global_step, resumed_from_step=resumed_step,
+        losses=losses, tokens_per_second=_trained_tokens(trainer) / seconds if seconds else 0.0,
+        peak_memory_gb=_peak_memory_gb(), mlflow_run_id=None)
+    eval_loss = trainer.evaluate()["eval_loss"] if prepared.eval_examples else None
+    _write_card(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)
     if track:
-        result.mlflow_run_id = _track(out, recipe, hardware, plan, summary, result, eval_loss)
+        result.mlflow_run_id = _track(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)
     return result
 
 
