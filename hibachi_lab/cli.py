@@ -29,6 +29,7 @@ DEFAULT_SIMILARITY = REPO_ROOT / "configs" / "similarity.yaml"
 SIMILARITY_PROBES = REPO_ROOT / "data" / "similarity_probes.jsonl"
 DEFAULT_PII = REPO_ROOT / "configs" / "pii.yaml"
 DEFAULT_DATASET = REPO_ROOT / "configs" / "dataset.yaml"
+DEFAULT_PROMOTION = REPO_ROOT / "configs" / "promotion.yaml"
 
 console = Console()
 error_console = Console(stderr=True)
@@ -567,6 +568,114 @@ def train_command(
     console.print(f"trained to step {result.global_step} (from {result.resumed_from_step}); loss {first:.3f} -> "
                   f"{last:.3f}; {result.tokens_per_second:,.0f} tokens/s; adapter in {out / 'adapter'}",
                   highlight=False)
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[Path, typer.Option(help="A built dataset: its gate split is answered and scored.")],
+    out: Annotated[Path, typer.Option(help="Folder for report.html/md, per_example.parquet, decision.json.")],
+    adapter: Annotated[Path | None, typer.Option(help="A trained adapter folder (OUT/adapter).")] = None,
+    ollama_model: Annotated[str | None, typer.Option("--ollama", help="A model served by Ollama (OLLAMA_HOST).")]
+    = None,
+    answers: Annotated[Path | None, typer.Option(help="JSONL of {prompt_id, answer} made elsewhere (Kaggle).")]
+    = None,
+    config: Annotated[Path, typer.Option(help="The promotion gate (YAML).")] = DEFAULT_PROMOTION,
+    similarity: SimilarityOption = DEFAULT_SIMILARITY,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest student answer.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts generated together.")] = 8,
+    no_mlflow: NoMlflow = False,
+) -> None:
+    """Score a student against the teachers on the gate split and decide promotion (pass/fail with reasons)."""
+    from hibachi_lab import evaluate as evaluation
+    from hibachi_lab.records import read_jsonl
+    from hibachi_lab.similarity import ProbePair
+
+    result = evaluation.run_evaluation(
+        dataset, out, _engine(similarity), evaluation.PromotionConfig.from_yaml(config),
+        read_jsonl(SIMILARITY_PROBES, ProbePair), adapter=adapter, ollama_model=ollama_model, answers_file=answers,
+        generation=evaluation.GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size),
+        track=not no_mlflow,
+    )
+    _print_decision(result)
+    console.print(f"report: {out / 'report.html'}")
+
+
+def _print_decision(result: dict[str, Any]) -> None:
+    metrics = result["metrics"]
+    table = Table(title=f"Gate ({result['gate']['mode']} mode, threshold {result['gate']['threshold']})",
+                  show_header=False)
+    for key in ("gate_examples", "mean_similarity", "ci_low", "ci_high", "teacher_ceiling", "gate_value",
+                "fact_agreement"):
+        value = metrics[key]
+        table.add_row(key.replace("_", " "), "n/a" if value is None else f"{value:,.3f}" if isinstance(value, float)
+                      else f"{value:,}")
+    console.print(table)
+    verdict = "[bold green]PASSED[/]" if result["passed"] else "[bold red]FAILED[/]"
+    console.print(f"gate {verdict}")
+    for reason in result["reasons"]:
+        console.print(f"  - {reason}", highlight=False)
+    if "registered_version" in result:
+        console.print(f"registered hibachi-student version {result['registered_version']} (alias candidate), "
+                      f"MLflow run {result['mlflow_run_id']}; promote with: hibachi-lab promote --run "
+                      f"{result['mlflow_run_id']}", highlight=False)
+
+
+@app.command()
+def promote(
+    run: Annotated[str, typer.Option("--run", help="The evaluation run whose student to promote.")],
+    force: Annotated[bool, typer.Option(help="Promote although the gate failed (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why the gate is overridden; recorded on the version.")] = None,
+) -> None:
+    """Move the alias `production` to a student whose gate passed; refuse otherwise, listing the reasons."""
+    from hibachi_lab import registry
+
+    version = registry.promote(run, force, reason)
+    console.print(f"hibachi-student version {version} is now [bold]production[/]")
+
+
+@app.command()
+def status() -> None:
+    """The student registry: versions, gate results, which is production; teacher-student pairs collected."""
+    from hibachi_lab import registry
+
+    state = registry.student_status()
+    table = Table(title=f"hibachi-student ({registry.tracking_uri()})")
+    for column in ("version", "aliases", "gate", "mean similarity", "fact agreement", "student", "run"):
+        table.add_column(column)
+    for row in state["versions"]:
+        table.add_row(row["version"], ", ".join(row["aliases"]), (row["gate_result"] or "?") +
+                      (" (forced)" if row["forced"] else ""), row["mean_similarity"] or "", row["fact_agreement"] or "",
+                      row["student"] or "", row["run_id"][:12])
+    console.print(table)
+    console.print(f"teacher-student pairs collected: {state['pairs']:,} of the {state['pair_goal']:,} goal "
+                  f"({state['pairs'] / state['pair_goal']:.1%})")
+
+
+@app.command("ollama-export")
+def ollama_export(
+    adapter: Annotated[Path, typer.Argument(help="A trained adapter folder (OUT/adapter).")],
+    model: ModelOption,
+    out: Annotated[Path, typer.Option(help="Folder for merged/, model.gguf (when needed) and Modelfile.")],
+    name: Annotated[str | None, typer.Option(help="Create it on the Ollama server under this name.")] = None,
+    gguf: Annotated[bool | None, typer.Option(help="Force (or skip) GGUF conversion; default: where Ollama needs it.")]
+    = None,
+    config: Annotated[Path, typer.Option(help="Dataset settings: the system prompt.")] = DEFAULT_DATASET,
+) -> None:
+    """Merge an adapter into its base, convert for Ollama, write the Modelfile and optionally create the model."""
+    from hibachi_lab import ollama
+    from hibachi_lab.dataset import DatasetConfig
+    from hibachi_lab.recipes import load_recipe
+
+    recipe = load_recipe(model)
+    system_prompt = DatasetConfig.from_yaml(config).system_prompt
+    exported = ollama.export(adapter, recipe, out, system_prompt, gguf)
+    console.print(f"merged {exported.architecture} into {exported.weights}; Modelfile: {exported.modelfile}")
+    if name:
+        files = ollama.create(name, exported, recipe, system_prompt)
+        console.print(f"created Ollama model {name} from {len(files)} file(s); evaluate it with: "
+                      f"hibachi-lab evaluate --ollama {name} --dataset DIR --out DIR")
+    else:
+        console.print(f"create it with: ollama create NAME -f {exported.modelfile}")
 
 
 @app.command()

@@ -10,6 +10,7 @@ example out or counted under one reason.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -103,6 +104,8 @@ class _Teacher:
     agreement: float | None
     tool_calls: list | None
     field: str  # where the answer sits in the turn, for surrogate-aware leak checking
+    # The other teachers' valid answers on the turn (field, text): the promotion gate's ceiling.
+    alternatives: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- teacher answers
@@ -151,8 +154,11 @@ def _from_source(source: str, turn: dict, consensus_row: Any, config: DatasetCon
             return None, "low_agreement", True
         position = int(consensus_row.best_position)
         response = responses[position]
+        alternatives = [(f"responses/{i}/content", r["content"]) for i, r in enumerate(responses)
+                        if i != position and r["provider"] in consensus_row.votes and not r.get("error")
+                        and (r.get("content") or "").strip()]
         return (_Teacher(response["content"], consensus_row.best_provider, agreement, response.get("tool_calls"),
-                         f"responses/{position}/content"), "", True)
+                         f"responses/{position}/content", alternatives), "", True)
     if source == "final_response":
         answer = turn.get("final_response")
         if not answer or not answer.strip():
@@ -370,6 +376,8 @@ def build(
             "conversation_id": turn["conversation_id"], "turn_index": turn["turn_index"],
             "intent": (turn.get("labels") or {}).get("intent") or "unlabelled", "tier": _tier(turn.get("routed_provider")),
             "teacher_provider": teacher.provider, "agreement_score": teacher.agreement, "tokens": tokens,
+            "other_teacher_answers": [text for _, text in teacher.alternatives],
+            "other_teacher_fields": [field for field, _ in teacher.alternatives],
             "message_sources": sources, "surrogate_spans": _surrogate_spans(turn),
         })
     examples = pd.DataFrame(rows)
@@ -383,7 +391,8 @@ def build(
     if not report.passed:
         raise BadInput(f"{source or 'input'}: PII leak check failed, nothing written: {describe_leaks(report)}")
 
-    splits = {name: examples[examples["split"] == name].drop(columns=["split", "message_sources", "surrogate_spans"])
+    internal = ["split", "message_sources", "surrogate_spans", "other_teacher_fields"]
+    splits = {name: examples[examples["split"] == name].drop(columns=internal)
               .reset_index(drop=True) for name in SPLITS}
     summary = _summary(len(turns), dropped, removed, splits, config, counter, source)
     _write(Path(out), splits, summary, config, track)
@@ -400,6 +409,8 @@ def _surrogate_spans(turn: dict) -> dict[str, list[tuple[int, int]]]:
 def _texts_to_check(examples: pd.DataFrame):
     for row in examples.itertuples():
         record = f"{row.conversation_id}/{row.turn_index}"
+        for text, source in zip(row.other_teacher_answers, row.other_teacher_fields, strict=True):
+            yield record, source, text, row.surrogate_spans.get(source, [])
         for message, source in zip(row.messages, row.message_sources, strict=True):
             if source != "system":
                 yield record, source, message["content"] or "", row.surrogate_spans.get(source, [])

@@ -73,3 +73,78 @@ def log_run(
         for dataset, context in inputs or []:
             mlflow.log_input(dataset, context=context)
         return run.info.run_id
+
+
+# --------------------------------------------------------------------------- the student registry
+
+STUDENT_MODEL = "hibachi-student"
+PAIR_GOAL = 50_000
+
+
+def _client() -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri())
+
+
+def register_student(run_id: str, artifact_path: str, tags: dict[str, str]) -> str:
+    """Register a run's student artifacts as a version of hibachi-student with the alias ``candidate``."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        client.get_registered_model(STUDENT_MODEL)
+    except MlflowException:
+        client.create_registered_model(STUDENT_MODEL, description="LoRA students of the My Hibachi assistant")
+    source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+    version = client.create_model_version(STUDENT_MODEL, source, run_id=run_id, tags=tags)
+    client.set_registered_model_alias(STUDENT_MODEL, "candidate", version.version)
+    return str(version.version)
+
+
+def promote(run_id: str, force: bool = False, reason: str | None = None) -> str:
+    """Move ``production`` to the version evaluated in ``run_id`` if its gate passed (or with a recorded reason)."""
+    from hibachi_lab.errors import BadInput
+
+    client = _client()
+    versions = [v for v in client.search_model_versions(f"name='{STUDENT_MODEL}'") if v.run_id == run_id]
+    if not versions:
+        raise BadInput(f"run {run_id}: no {STUDENT_MODEL} version was registered from it (run `evaluate` first)")
+    version = versions[0]
+    if version.tags.get("gate_result") != "pass":
+        if not force:
+            raise BadInput(f"run {run_id} (version {version.version}) failed the promotion gate: "
+                           f"{version.tags.get('gate_reasons', 'no reasons recorded')}. "
+                           "Fix the student, or use --force --reason \"...\"")
+        if not reason or not reason.strip():
+            raise BadInput("--force needs --reason \"...\": the override is recorded on the version")
+        client.set_model_version_tag(STUDENT_MODEL, version.version, "forced", "true")
+        client.set_model_version_tag(STUDENT_MODEL, version.version, "force_reason", reason)
+    client.set_registered_model_alias(STUDENT_MODEL, "production", version.version)
+    return str(version.version)
+
+
+def student_status() -> dict[str, Any]:
+    """The registry's versions with their gate results and aliases, and the teacher-student pairs collected."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        model = client.get_registered_model(STUDENT_MODEL)
+    except MlflowException:
+        model = None
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (model.aliases if model else {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    versions = sorted(client.search_model_versions(f"name='{STUDENT_MODEL}'") if model else [],
+                      key=lambda v: int(v.version))
+    rows = [{"version": v.version, "run_id": v.run_id, "aliases": aliases.get(str(v.version), []),
+             "gate_result": v.tags.get("gate_result"), "mean_similarity": v.tags.get("mean_similarity"),
+             "fact_agreement": v.tags.get("fact_agreement"), "student": v.tags.get("student"),
+             "forced": v.tags.get("forced") == "true"} for v in versions]
+    pairs = 0
+    experiment = client.get_experiment_by_name("datasets")
+    if experiment is not None:
+        runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+        pairs = int(runs[0].data.metrics.get("examples_out", 0)) if runs else 0
+    return {"versions": rows, "pairs": pairs, "pair_goal": PAIR_GOAL}
