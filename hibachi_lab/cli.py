@@ -639,14 +639,18 @@ def status() -> None:
     from hibachi_lab import registry
 
     state = registry.student_status()
-    table = Table(title=f"hibachi-student ({registry.tracking_uri()})")
-    for column in ("version", "aliases", "gate", "mean similarity", "fact agreement", "student", "run"):
-        table.add_column(column)
+    table = Table(title="hibachi-student")
+    for column in ("version", "aliases", "gate", "similarity", "facts", "run"):
+        table.add_column(column, no_wrap=True)
     for row in state["versions"]:
-        table.add_row(row["version"], ", ".join(row["aliases"]), (row["gate_result"] or "?") +
+        table.add_row(str(row["version"]), ", ".join(row["aliases"]), (row["gate_result"] or "?") +
                       (" (forced)" if row["forced"] else ""), row["mean_similarity"] or "", row["fact_agreement"] or "",
-                      row["student"] or "", row["run_id"][:12])
+                      row["run_id"][:8])
     console.print(table)
+    production = [row for row in state["versions"] if "production" in row["aliases"]]
+    console.print(f"production: version {production[0]['version']} (run {production[0]['run_id']})" if production
+                  else "production: none yet (hibachi-lab promote --run RUN_ID)", highlight=False)
+    console.print(f"registry: {registry.tracking_uri()}", highlight=False)
     console.print(f"teacher-student pairs collected: {state['pairs']:,} of the {state['pair_goal']:,} goal "
                   f"({state['pairs'] / state['pair_goal']:.1%})")
 
