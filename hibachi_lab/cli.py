@@ -687,11 +687,17 @@ def demo(
     logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,
     out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports/demo"),
 ) -> None:
-    """The main job on the bundled sample: validate, replay the router A/B and consensus, scrub, build a dataset."""
+    """The main job on the bundled sample: replay A/B -> consensus -> scrub -> leak check -> dataset -> smoke student
+    -> gate decision -> MLflow registry, on CPU in a few minutes."""
     from hibachi_lab import dataset, ensemble, pii, registry, traffic
+    from hibachi_lab import evaluate as evaluation
     from hibachi_lab import replay as replay_module
+    from hibachi_lab import train as trainer
     from hibachi_lab.cost import Pricing
     from hibachi_lab.files import write_text_atomic
+    from hibachi_lab.recipes import load_hardware, load_recipe
+    from hibachi_lab.records import read_jsonl
+    from hibachi_lab.similarity import ProbePair
 
     result = traffic.read_logs(logs, quarantine_path=out / "quarantine.jsonl")
     _print_load_report(result.report, title="Step 1: validate")
@@ -728,14 +734,40 @@ def demo(
                           source=str(out / "scrubbed" / "traffic.jsonl"))
     _print_dataset(built.summary)
 
+    console.rule("Step 6: train a smoke student (qwen3-tiny on CPU: a pipeline check, not a student)")
+    trained = trainer.train(load_recipe("qwen3-tiny"), load_hardware("laptop-cpu"), out / "dataset",
+                            out / "student", trainer.TrainSettings(max_steps=30, learning_rate=5e-3, save_steps=100))
+    console.print(f"trained {trained.global_step} steps, loss {trained.losses[0][1]:.2f} -> "
+                  f"{trained.losses[-1][1]:.2f}, adapter in {out / 'student' / 'adapter'}", highlight=False)
+
+    console.rule("Step 7: evaluate it on the gate split and decide promotion")
+    evaluated = evaluation.run_evaluation(
+        out / "dataset", out / "evaluation", engine, evaluation.PromotionConfig.from_yaml(DEFAULT_PROMOTION),
+        read_jsonl(SIMILARITY_PROBES, ProbePair), adapter=out / "student" / "adapter",
+        generation=evaluation.GenerationSettings(max_new_tokens=48, batch_size=16),
+    )
+    _print_decision(evaluated)
+
     report = {"load": result.report.to_dict(), "summary": summary, "replay": replayed, "consensus": agreed,
               "scrub": scrubbed, "leak_check": {"passed": leaks.passed, "texts_checked": leaks.texts_checked},
-              "dataset": built.summary}
+              "dataset": built.summary, "training": trainer.result_dict(trained), "evaluation": evaluated}
     path = write_text_atomic(out / "summary.json", json.dumps(report, indent=2, default=str))
-    console.print(f"[green]demo done[/]: summary {path}, A/B report {out / 'replay_ab' / 'report.html'}, "
-                  f"consensus report {out / 'consensus' / 'report.html'}, dataset card {out / 'dataset' / 'README.md'}")
-    console.print(f"MLflow: mlflow ui --backend-store-uri {registry.tracking_uri()}  "
-                  "(experiments router-replay, ensemble-consensus, datasets)")
+    seed = replayed["policies"]["seed"]
+    console.rule("Demo summary")
+    console.print(
+        f"cost: ${seed['total_cost_usd']:,.2f} for {replayed['turns']:,} turns (${seed['monthly_projection_usd']:,.2f}"
+        f"/month projected); escalation misses {seed['escalation_misses']} of {seed['at_risk_turns']} at-risk turns\n"
+        f"PII found and replaced: {sum(scrubbed['entities'].values()):,} values in {scrubbed['turns_touched']:,} "
+        f"turns; leak check passed\n"
+        f"dataset: {built.summary['examples_out']:,} examples (train {built.summary['per_split']['train']:,} / eval "
+        f"{built.summary['per_split']['eval']:,} / gate {built.summary['per_split']['gate']:,})\n"
+        f"gate: {'PASSED' if evaluated['passed'] else 'FAILED'} for the smoke student (expected: it is a randomly "
+        f"initialised pipeline check, not a student), {len(evaluated['reasons'])} reason(s) listed",
+        highlight=False)
+    console.print(f"reports: {path.parent} (replay_ab/, consensus/, dataset/README.md, evaluation/report.html)",
+                  highlight=False)
+    console.print(f"MLflow UI: mlflow ui --backend-store-uri {registry.tracking_uri()}  then open "
+                  "http://127.0.0.1:5000 (Models > hibachi-student shows the gate decision)", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

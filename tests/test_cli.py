@@ -134,3 +134,7 @@ def test_demo_runs_every_landed_stage_on_the_sample(tmp_path):
     built = summary["dataset"]
     assert built["examples_out"] > 1000 and set(built["per_split"]) == {"train", "eval", "gate"}
     assert (tmp_path / "dataset" / "hf" / "dataset_dict.json").exists()
+    assert summary["training"]["global_step"] == 30
+    assert summary["evaluation"]["passed"] is False  # a smoke model is no student
+    assert summary["evaluation"]["registered_version"]
+    assert "Demo summary" in result.output and "escalation misses" in result.output
