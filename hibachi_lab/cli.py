@@ -20,13 +20,13 @@ from rich.logging import RichHandler
 from rich.table import Table
 from typer.core import TyperGroup
 
+from hibachi_lab import BUNDLED_PROBES, REPO_ROOT
 from hibachi_lab.errors import BadInput
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_TRAFFIC = REPO_ROOT / "data" / "sample_traffic.jsonl"
 DEFAULT_PRICING = REPO_ROOT / "configs" / "pricing.yaml"
 DEFAULT_SIMILARITY = REPO_ROOT / "configs" / "similarity.yaml"
-SIMILARITY_PROBES = REPO_ROOT / "data" / "similarity_probes.jsonl"
+SIMILARITY_PROBES = BUNDLED_PROBES
 DEFAULT_PII = REPO_ROOT / "configs" / "pii.yaml"
 DEFAULT_DATASET = REPO_ROOT / "configs" / "dataset.yaml"
 DEFAULT_PROMOTION = REPO_ROOT / "configs" / "promotion.yaml"

@@ -465,7 +465,7 @@ def _write(out: Path, splits: dict[str, pd.DataFrame], summary: dict[str, Any], 
         _card(summary, splits).write(staging, stem="README")
         kaggle = staging / "kaggle"
         kaggle.mkdir()
-        for name in [*(f"{split}.jsonl" for split in SPLITS), "README.md"]:
+        for name in [*(f"{split}.jsonl" for split in SPLITS), "README.md", "summary.json"]:
             shutil.copyfile(staging / name, kaggle / name)
         (kaggle / "dataset-metadata.json").write_text(json.dumps({
             "title": "My Hibachi assistant SFT (scrubbed)", "id": config.kaggle_id,
@@ -484,9 +484,14 @@ def _jsonl(frame: pd.DataFrame) -> str:
     records = frame.to_dict(orient="records")
     lines = []
     for record in records:
-        record["agreement_score"] = None if pd.isna(record["agreement_score"]) else record["agreement_score"]
+        # pandas holds a missing value as NaN, which is not JSON.
+        record = {key: None if _missing(value) else value for key, value in record.items()}
         lines.append(json.dumps(record, ensure_ascii=False, sort_keys=True, default=_plain))
     return "".join(line + "\n" for line in lines)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _plain(value: Any) -> Any:
@@ -560,3 +565,18 @@ def _track(out: Path, splits: dict[str, pd.DataFrame], summary: dict[str, Any]) 
                                                       "config_sha256": summary["config_sha256"],
                                                       "tokenizer": summary["tokens"]["tokenizer"]},
                                 metrics, artifacts, inputs=[(train_input, "training")])
+
+
+def load_built(folder: str | os.PathLike) -> tuple[datasets.DatasetDict, dict[str, Any]]:
+    """A built dataset: its ``hf/`` DatasetDict, or the JSONL splits alone (a Kaggle bundle); and its summary."""
+    folder = Path(folder)
+    if not (folder / "summary.json").exists():
+        raise BadInput(f"{folder}: not a dataset written by build-dataset (no summary.json)")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    if (folder / "hf" / "dataset_dict.json").exists():
+        return datasets.load_from_disk(str(folder / "hf")), summary
+    missing = [name for name in SPLITS if not (folder / f"{name}.jsonl").exists()]
+    if missing:
+        raise BadInput(f"{folder}: no hf/ folder and no {missing[0]}.jsonl")
+    # Arrow's JSON reader infers one type per column from all rows (tool calls present or not).
+    return datasets.DatasetDict({name: datasets.Dataset.from_json(str(folder / f"{name}.jsonl")) for name in SPLITS}), summary

@@ -117,7 +117,9 @@ def answers_from_ollama(model: str, examples: list[dict], settings: GenerationSe
 
 
 def _tools(example: dict) -> list | None:
-    return json.loads(example["tools"]) if example.get("tools") else None
+    """Tool schemas: JSON text in hf/, already decoded when datasets reads the JSONL bundle."""
+    tools = example.get("tools")
+    return json.loads(tools) if isinstance(tools, str) else tools or None
 
 
 # --------------------------------------------------------------------------- scoring
@@ -297,17 +299,15 @@ def run_evaluation(
     track: bool = True,
 ) -> dict[str, Any]:
     """Answer the gate split, score it, decide, write the report; record and register it in MLflow."""
-    import datasets
+    from hibachi_lab.dataset import load_built
 
     sources = [s for s in (adapter, ollama_model, answers_file) if s is not None]
     if len(sources) != 1:
         raise BadInput("give exactly one of --adapter, --ollama or --answers")
     generation = generation or GenerationSettings()
     folder, out = Path(dataset_dir), Path(out)
-    if not (folder / "hf" / "dataset_dict.json").exists():
-        raise BadInput(f"{dataset_dir}: not a dataset folder written by build-dataset")
-    examples = list(datasets.load_from_disk(str(folder / "hf"))["gate"])
-    summary_of_dataset = json.loads((folder / "summary.json").read_text())
+    splits, summary_of_dataset = load_built(folder)
+    examples = list(splits["gate"])
     if adapter is not None:
         answers, kind = answers_from_adapter(adapter, examples, generation), "adapter"
     elif ollama_model is not None:

@@ -8,10 +8,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from hibachi_lab import CONFIGS
 from hibachi_lab.config import StrictConfig, load_yaml_config
 from hibachi_lab.errors import BadInput
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 class ModelSize(StrictConfig):

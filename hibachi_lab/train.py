@@ -85,13 +85,9 @@ class TrainResult:
 
 
 def load_splits(dataset_dir: str | os.PathLike) -> tuple[Any, Any, dict]:
-    import datasets
+    from hibachi_lab.dataset import load_built
 
-    folder = Path(dataset_dir)
-    if not (folder / "hf" / "dataset_dict.json").exists():
-        raise BadInput(f"{dataset_dir}: not a dataset folder written by build-dataset (no hf/dataset_dict.json)")
-    splits = datasets.load_from_disk(str(folder / "hf"))
-    summary = json.loads((folder / "summary.json").read_text())
+    splits, summary = load_built(dataset_dir)
     return splits["train"], splits["eval"], summary
 
 
@@ -210,7 +206,7 @@ def prepare(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | o
     train_split, eval_split, summary = load_splits(dataset_dir)
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = out / "checkpoints"
-    resume_from = _last_checkpoint(checkpoints) if settings.resume else None
+    resume_from = last_checkpoint(checkpoints) if settings.resume else None
     if settings.resume and resume_from is None:
         raise BadInput(f"--resume: no checkpoint under {checkpoints} to continue from")
     texts = [m["content"] or "" for example in train_split for m in example["messages"]]
@@ -270,7 +266,7 @@ def _peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
+def last_checkpoint(folder: Path) -> Path | None:
     found = sorted(folder.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[-1]))
     return found[-1] if found else None
 
@@ -336,6 +332,44 @@ def _track(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan
         shutil.copyfile(out / "README.md", Path(artifacts) / "README.md")
         return registry.log_run("training", f"{recipe.name}@{hardware.name}", params, metrics, artifacts,
                                 tags={"smoke": str(recipe.smoke).lower()}, history={"loss": result.losses})
+
+
+def train_and_evaluate(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike,
+                       work_dir: str | os.PathLike, max_steps: int | None = None, save_steps: int = 50,
+                       max_new_tokens: int = 256) -> tuple[TrainResult, dict[str, Any]]:
+    """What the Kaggle and Colab notebooks run: train (continuing a run a session cut short), then the gate."""
+    from hibachi_lab import BUNDLED_PROBES, CONFIGS, evaluate
+    from hibachi_lab.records import read_jsonl
+    from hibachi_lab.similarity import ProbePair, SimilarityEngine
+
+    out = Path(work_dir) / f"{recipe.name}-{hardware.name}"
+    resume = last_checkpoint(out / "checkpoints") is not None
+    result = train(recipe, hardware, dataset_dir, out,
+                   TrainSettings(max_steps=max_steps, save_steps=save_steps, resume=resume))
+    decision = evaluate.run_evaluation(
+        dataset_dir, out / "evaluation", SimilarityEngine(),
+        evaluate.PromotionConfig.from_yaml(CONFIGS / "promotion.yaml"), read_jsonl(BUNDLED_PROBES, ProbePair),
+        adapter=out / "adapter",
+        generation=evaluate.GenerationSettings(max_new_tokens=max_new_tokens))
+    return result, decision
+
+
+def loss_curve_png(result: TrainResult) -> bytes:
+    """The training loss per step as a PNG (for notebooks, where hibachi-lab's file backend shows nothing)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    import hibachi_lab.report  # noqa: F401 - sets the headless backend before pyplot draws
+
+    figure, axis = plt.subplots(figsize=(6, 3))
+    axis.plot(*zip(*result.losses, strict=True))
+    axis.set_xlabel("step")
+    axis.set_ylabel("training loss")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
 
 
 def result_dict(result: TrainResult) -> dict[str, Any]:
