@@ -20,11 +20,10 @@ def run(*args: str):
 def test_help_lists_every_subcommand_with_a_line_each():
     result = run("--help")
     assert result.exit_code == 0
-    commands = [c.name for c in app.registered_commands] or []
-    registered = {cmd.callback.__name__ for cmd in app.registered_commands}
-    for name in registered:
-        assert name.replace("_", "-") in result.output
-    assert len(commands) == len(registered)
+    names = [cmd.name or cmd.callback.__name__.replace("_", "-") for cmd in app.registered_commands]
+    for name in names:
+        assert f"│ {name} " in result.output
+    assert len(set(names)) == len(names)
 
 
 def test_validate_a_clean_log_exits_0(small_log):
