@@ -90,6 +90,15 @@ LogPaths = Annotated[list[Path], typer.Argument(help="Log files (.jsonl, .jsonl.
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first bad line instead of quarantining it.")]
 
 
+def _load(logs: list[Path], strict: bool, quarantine: Path | None = None):
+    """Read logs (bad lines to ``quarantine``) and show what was loaded and set aside."""
+    from hibachi_lab import traffic
+
+    loaded = traffic.read_logs(logs, strict=strict, quarantine_path=quarantine)
+    _print_load_report(loaded.report)
+    return loaded.dataset
+
+
 def _print_load_report(report, title: str = "Load") -> None:
     table = Table(title=title, show_header=False)
     table.add_row("files", ", ".join(report.files))
@@ -208,14 +217,11 @@ def replay(
 ) -> None:
     """Replay logged traffic through a router policy (and a rival): cost, escalation risk, A/B report."""
     from hibachi_lab import replay as replay_module
-    from hibachi_lab import traffic
     from hibachi_lab.cost import Pricing
 
-    loaded = traffic.read_logs(logs, strict=strict, quarantine_path=out / "quarantine.jsonl")
-    _print_load_report(loaded.report)
     policies = [policy] + ([vs] if vs else [])
     summary = replay_module.run_replay(
-        loaded.dataset, policies, out, Pricing.from_yaml(pricing), charge_unknown_as,
+        _load(logs, strict, out / "quarantine.jsonl"), policies, out, Pricing.from_yaml(pricing), charge_unknown_as,
         track=not no_mlflow, logs_description=", ".join(str(p) for p in logs), env_file=env_file,
         engine=None if no_similarity else _engine(similarity),
     )
@@ -330,13 +336,11 @@ def consensus(
     no_mlflow: NoMlflow = False,
 ) -> None:
     """Replay production's ensemble consensus on logged answers: agreement, win rates, cheaper pairs."""
-    from hibachi_lab import ensemble, traffic
+    from hibachi_lab import ensemble
     from hibachi_lab.cost import Pricing
 
-    loaded = traffic.read_logs(logs, strict=strict, quarantine_path=out / "quarantine.jsonl")
-    _print_load_report(loaded.report)
     summary = ensemble.run_consensus(
-        loaded.dataset, out, _engine(similarity), Pricing.from_yaml(pricing), min_agreement,
+        _load(logs, strict, out / "quarantine.jsonl"), out, _engine(similarity), Pricing.from_yaml(pricing), min_agreement,
         track=not no_mlflow, logs_description=", ".join(str(p) for p in logs),
     )
     _print_consensus(summary)
@@ -469,16 +473,15 @@ def build_dataset(
     no_mlflow: NoMlflow = False,
 ) -> None:
     """Scrubbed traffic to chat datasets: teacher answers, dedupe, splits by conversation, leak gate, card."""
-    from hibachi_lab import dataset, ensemble, pii, traffic
+    from hibachi_lab import dataset, ensemble, pii
     from hibachi_lab.cost import Pricing
 
     settings = dataset.DatasetConfig.from_yaml(config)
-    loaded = traffic.read_logs(logs, strict=strict, quarantine_path=out.with_name(out.name + ".quarantine.jsonl"))
-    _print_load_report(loaded.report)
+    table = _load(logs, strict, out.with_name(out.name + ".quarantine.jsonl"))
     needs_engine = "consensus" in settings.teacher_sources or settings.dedupe.near_threshold is not None
     members = list(Pricing.from_yaml(pricing).ensembles.get(ensemble.ENSEMBLE, []))
     result = dataset.build(
-        loaded.dataset, out, settings, _engine(similarity) if needs_engine else None, members,
+        table, out, settings, _engine(similarity) if needs_engine else None, members,
         pii.PiiConfig.from_yaml(pii_config), source=", ".join(str(p) for p in logs), track=not no_mlflow,
     )
     _print_dataset(result.summary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -18,6 +18,10 @@ class StrictConfig(BaseModel):
     """Base of every YAML config model: a misspelt key is an error, not a silently ignored line."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> Self:
+        return load_yaml_config(path, cls)
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -33,7 +33,7 @@ from datasets.table import InMemoryTable
 from pydantic import Field, model_validator
 
 from hibachi_lab import ensemble, registry, traffic
-from hibachi_lab.config import StrictConfig, load_yaml_config
+from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
 from hibachi_lab.pii import LeakChecker, PiiConfig, describe_leaks
 from hibachi_lab.report import Report
@@ -92,9 +92,6 @@ class DatasetConfig(StrictConfig):
     overlong: Literal["truncate_history", "drop"] = "truncate_history"
     kaggle_id: str = Field("your-kaggle-username/my-hibachi-sft", description="owner/slug for kaggle datasets create")
 
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> DatasetConfig:
-        return load_yaml_config(path, cls)
 
 
 @dataclass

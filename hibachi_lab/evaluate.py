@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import Field
 
 from hibachi_lab import facts
-from hibachi_lab.config import StrictConfig, load_yaml_config
+from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
 from hibachi_lab.report import Report
 from hibachi_lab.similarity import PROBE_KINDS, ProbePair, SimilarityEngine
@@ -39,9 +39,6 @@ class PromotionConfig(StrictConfig):
     min_examples_per_intent: int = Field(10, ge=1, description="intents with fewer gate examples are not judged")
     min_gate_examples: int = Field(50, ge=1)
 
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> PromotionConfig:
-        return load_yaml_config(path, cls)
 
 
 class StudentAnswer(StrictConfig):

@@ -32,7 +32,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from hibachi_lab import traffic
-from hibachi_lab.config import StrictConfig, load_yaml_config
+from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import write_text_atomic
 from hibachi_lab.pii_recognizers import (
@@ -78,9 +78,6 @@ class PiiConfig(StrictConfig):
     batch_size: int = Field(64, ge=1)
     leak_check: LeakCheckConfig = LeakCheckConfig()
 
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> PiiConfig:
-        return load_yaml_config(path, cls)
 
 
 class Span(NamedTuple):

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from hibachi_lab.config import StrictConfig, load_yaml_config
+from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
 from hibachi_lab.progress import progress_bar
 from hibachi_lab.traffic import default_cache_dir
@@ -58,9 +58,6 @@ class SimilarityConfig(StrictConfig):
     chunk_overlap: int = Field(32, ge=0, description="word pieces shared by consecutive windows of a long text")
     cache: bool = True
 
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> SimilarityConfig:
-        return load_yaml_config(path, cls)
 
 
 def text_key(text: str) -> bytes:
