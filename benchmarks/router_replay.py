@@ -56,6 +56,8 @@ def main() -> None:
         for query, history, sentiment in zip(queries, depths, sentiments):
             policy.classify(query, history, sentiment)
 
+    # The keyword scan is compiled on first use (and cached on disk): a one-time cost, kept out of the timing.
+    policy.classify_table(table.slice(0, 100))
     table_seconds = timed(lambda: policy.classify_table(table), args.repeats)
     loop_seconds = timed(loop, args.repeats)
     turns = table.num_rows

@@ -6,6 +6,7 @@ matching, weights, thresholds, overrides or the tier -> provider map.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-import ahocorasick
 import datasets
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -166,7 +167,7 @@ class Policy(StrictConfig):
         from hibachi_lab.traffic import arrow_table
 
         arrow = arrow_table(table).select(["query", "history", "customer_sentiment"])
-        matcher = _KeywordMatcher(self)
+        matcher = _matcher(self.match, tuple(tuple(getattr(self.keywords, name)) for name in _KEYWORD_SETS))
         # A pass over a bounded number of rows keeps memory flat on logs of millions of turns.
         parts = [self._classify_rows(matcher, batch) for batch in arrow.to_batches(max_chunksize=_ROWS_PER_PASS)]
         return pa.concat_tables(parts) if parts else self._classify_rows(matcher, arrow)
@@ -175,9 +176,7 @@ class Policy(StrictConfig):
         query = rows["query"]
         if isinstance(query, pa.ChunkedArray):
             query = query.combine_chunks()
-        lowered = _lower_like_python(query)
-        simple_hits, complex_hits, tool_hits = matcher.hits(lowered)
-        word_count = _word_counts(query)
+        simple_hits, complex_hits, tool_hits, word_count = matcher.scan(query)
         history_depth = pc.fill_null(pc.list_value_length(rows["history"]), 0).to_numpy(zero_copy_only=False)
         sentiment = pc.fill_null(rows["customer_sentiment"], self.default_sentiment).to_numpy(zero_copy_only=False)
 
@@ -248,60 +247,125 @@ _ROWS_PER_PASS = 200_000
 _KEYWORD_SETS = ("simple", "complex", "tool")
 
 
-class _KeywordMatcher:
-    """All keyword sets matched in one Aho-Corasick pass over a column's bytes.
+@functools.lru_cache(maxsize=32)
+def _matcher(match: str, keyword_sets: tuple[tuple[str, ...], ...]) -> _KeywordMatcher:
+    """One automaton per keyword configuration: a sweep replays the same keywords many times."""
+    return _KeywordMatcher(match, keyword_sets)
 
-    The column's UTF-8 buffer is read as Latin-1, one character per byte, so a match is a byte
-    match (which, UTF-8 being self-synchronising, is a character match) and positions are
-    byte offsets that line up with Arrow's row offsets.
+
+class _KeywordMatcher:
+    """All keyword sets matched in one compiled Aho-Corasick pass over a column's UTF-8 bytes.
+
+    Matching bytes is matching characters (UTF-8 is self-synchronising), and each row restarts the
+    automaton, so a keyword never spans two rows. A keyword counts once per row, as in classify().
     """
 
-    def __init__(self, policy: Policy):
-        self.word_boundary = policy.match == "word_boundary"
+    def __init__(self, match: str, keyword_sets: tuple[tuple[str, ...], ...]):
+        self.word_boundary = match == "word_boundary"
         keywords: dict[str, np.ndarray] = {}
-        for set_index, name in enumerate(_KEYWORD_SETS):
-            for keyword in getattr(policy.keywords, name):
+        for set_index, keyword_set in enumerate(keyword_sets):
+            for keyword in keyword_set:
                 # A keyword listed twice in a set counts twice, as in classify().
                 keywords.setdefault(keyword, np.zeros(len(_KEYWORD_SETS), dtype=np.int64))[set_index] += 1
-        self.counts = np.array(list(keywords.values())).reshape(-1, len(_KEYWORD_SETS))
+        self.counts = np.array(list(keywords.values()), dtype=np.int64).reshape(-1, len(_KEYWORD_SETS))
         encoded = [keyword.encode("utf-8") for keyword in keywords]
         self.lengths = np.array([len(b) for b in encoded], dtype=np.int64)
-        self.first_is_word = np.array([_is_ascii_word(b[0]) for b in encoded], dtype=bool)
-        self.last_is_word = np.array([_is_ascii_word(b[-1]) for b in encoded], dtype=bool)
-        self.automaton = ahocorasick.Automaton()
-        for index, raw in enumerate(encoded):
-            self.automaton.add_word(raw.decode("latin-1"), index)
-        self.automaton.make_automaton()
+        self.first_is_word = np.array([_is_ascii_word(b[0]) for b in encoded], dtype=np.bool_)
+        self.last_is_word = np.array([_is_ascii_word(b[-1]) for b in encoded], dtype=np.bool_)
+        self.transitions, self.output_starts, self.output_ids = _automaton(encoded)
 
-    def hits(self, lowered: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = len(lowered)
-        totals = np.zeros((rows, len(_KEYWORD_SETS)), dtype=np.int64)
-        if rows == 0 or len(self.lengths) == 0:
-            return totals[:, 0], totals[:, 1], totals[:, 2]
+    def scan(self, query: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Simple, complex and tool hits of the lower-cased query, and its word count, per row."""
+        lowered = _lower_like_python(query)
         row_offsets, raw = _offsets_and_bytes(lowered)
-        text = raw.tobytes().decode("latin-1")
-        found = np.fromiter(
-            (value for end_and_id in self.automaton.iter(text) for value in end_and_id), dtype=np.int64
-        ).reshape(-1, 2)
-        if len(found) == 0:
-            return totals[:, 0], totals[:, 1], totals[:, 2]
-        ends, ids = found[:, 0] + 1, found[:, 1]
-        starts = ends - self.lengths[ids]
-        row = np.searchsorted(row_offsets, starts, side="right") - 1
-        inside = ends <= row_offsets[row + 1]
-        if self.word_boundary:
-            inside &= self._on_boundaries(raw, starts, ends, row_offsets[row], row_offsets[row + 1], ids)
-        pairs = np.unique(row[inside] * len(self.lengths) + ids[inside])
-        pair_rows, pair_ids = pairs // len(self.lengths), pairs % len(self.lengths)
-        np.add.at(totals, pair_rows, self.counts[pair_ids])
-        return totals[:, 0], totals[:, 1], totals[:, 2]
+        totals, words = _scan(raw, row_offsets.astype(np.int64), self.transitions, self.output_starts,
+                              self.output_ids, self.lengths, self.first_is_word, self.last_is_word, self.word_boundary,
+                              _ASCII_WORD, _ASCII_SPACE, self.counts)
+        # Lower-casing keeps ASCII whitespace; rows with other characters are split by Python.
+        non_ascii = np.flatnonzero(~pc.string_is_ascii(query).to_numpy(zero_copy_only=False))
+        if len(non_ascii):
+            words[non_ascii] = [len(text.split()) for text in pc.take(query, pa.array(non_ascii)).to_pylist()]
+        return totals[:, 0], totals[:, 1], totals[:, 2], words
 
-    def _on_boundaries(self, raw, starts, ends, row_starts, row_ends, ids) -> np.ndarray:
-        """Python's ``\\b`` under re.ASCII: a word/non-word change at both ends (row edges are non-word)."""
-        word_byte = _ASCII_WORD[raw]
-        before = np.where(starts > row_starts, word_byte[np.maximum(starts - 1, 0)], False)
-        after = np.where(ends < row_ends, word_byte[np.minimum(ends, len(raw) - 1)], False)
-        return (before != self.first_is_word[ids]) & (after != self.last_is_word[ids])
+
+def _automaton(keywords: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Aho-Corasick as a byte DFA: a transition table and, per state, the keywords that end there."""
+    goto: list[dict[int, int]] = [{}]
+    ends: list[list[int]] = [[]]
+    for index, keyword in enumerate(keywords):
+        state = 0
+        for byte in keyword:
+            if byte not in goto[state]:
+                goto.append({})
+                ends.append([])
+                goto[state][byte] = len(goto) - 1
+            state = goto[state][byte]
+        ends[state].append(index)
+    transitions = np.zeros((len(goto), 256), dtype=np.int32)
+    fail = [0] * len(goto)
+    queue = []
+    for byte, child in goto[0].items():
+        transitions[0, byte] = child
+        queue.append(child)
+    while queue:  # breadth first: a state's fail link is settled before its children need it
+        state = queue.pop(0)
+        ends[state] = ends[state] + ends[fail[state]]
+        for byte in range(256):
+            child = goto[state].get(byte)
+            if child is None:
+                transitions[state, byte] = transitions[fail[state], byte]
+            else:
+                fail[child] = transitions[fail[state], byte]
+                transitions[state, byte] = child
+                queue.append(child)
+    starts = np.zeros(len(goto) + 1, dtype=np.int64)
+    starts[1:] = np.cumsum([len(found) for found in ends])
+    ids = np.array([index for found in ends for index in found], dtype=np.int64)
+    return transitions, starts, ids
+
+
+_SCAN_CHUNKS = 64  # rows are scanned in this many chunks, spread over the cores
+
+
+@numba.njit(cache=True, parallel=True)
+def _scan(raw, row_offsets, transitions, output_starts, output_ids, lengths, first_is_word, last_is_word,
+          word_boundary, is_word, is_space, counts):  # pragma: no cover - compiled; tested through classify_table
+    """Per row, the hits of each keyword set (each keyword found adds its counts once) and the words.
+
+    Words are counted as ``str.split()`` does for ASCII text: runs of bytes that are not whitespace.
+    """
+    rows = len(row_offsets) - 1
+    totals = np.zeros((rows, counts.shape[1]), dtype=np.int64)
+    words = np.zeros(rows, dtype=np.int64)
+    step = (rows + _SCAN_CHUNKS - 1) // _SCAN_CHUNKS
+    for chunk in numba.prange(_SCAN_CHUNKS):
+        seen_in_row = np.full(len(lengths), -1, dtype=np.int64)  # the last row each keyword was counted in
+        for row in range(chunk * step, min(rows, (chunk + 1) * step)):
+            state = 0
+            in_word = False
+            row_start, row_end = row_offsets[row], row_offsets[row + 1]
+            for position in range(row_start, row_end):
+                byte = raw[position]
+                if is_space[byte]:
+                    in_word = False
+                elif not in_word:
+                    in_word = True
+                    words[row] += 1
+                state = transitions[state, byte]
+                for k in range(output_starts[state], output_starts[state + 1]):
+                    keyword = output_ids[k]
+                    if word_boundary:
+                        # Python's \b under re.ASCII: a word/non-word change at both ends (row edges are non-word).
+                        start = position + 1 - lengths[keyword]
+                        before = is_word[raw[start - 1]] if start > row_start else False
+                        after = is_word[raw[position + 1]] if position + 1 < row_end else False
+                        if before == first_is_word[keyword] or after == last_is_word[keyword]:
+                            continue
+                    if seen_in_row[keyword] != row:
+                        seen_in_row[keyword] = row
+                        for column in range(counts.shape[1]):
+                            totals[row, column] += counts[keyword, column]
+    return totals, words
 
 
 def _offsets_and_bytes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -326,24 +390,6 @@ def _is_ascii_word(byte: int) -> bool:
 _ASCII_SPACE = np.zeros(256, dtype=bool)
 for _byte in b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ":
     _ASCII_SPACE[_byte] = True
-
-
-def _word_counts(query: pa.Array) -> np.ndarray:
-    """``len(q.split())`` for every row: counted on the bytes for ASCII rows, by Python for the rest."""
-    offsets, raw = _offsets_and_bytes(query)
-    space = _ASCII_SPACE[raw]
-    # A word starts at a non-space byte that opens its row or follows a space.
-    starts = ~space
-    starts[1:] &= space[:-1]
-    row_starts = offsets[:-1][offsets[:-1] < offsets[1:]]
-    starts[row_starts] = ~space[row_starts]
-    running = np.concatenate([[0], np.cumsum(starts, dtype=np.int64)])
-    counts = running[offsets[1:]] - running[offsets[:-1]]
-    non_ascii = np.flatnonzero(~pc.string_is_ascii(query).to_numpy(zero_copy_only=False))
-    if len(non_ascii):
-        exceptions = pc.take(query, pa.array(non_ascii)).to_pylist()
-        counts[non_ascii] = [len(text.split()) for text in exceptions]
-    return counts
 
 
 def _lower_like_python(strings: pa.Array) -> pa.Array:
