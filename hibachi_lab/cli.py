@@ -479,7 +479,7 @@ def build_dataset(
     settings = dataset.DatasetConfig.from_yaml(config)
     table = _load(logs, strict, out.with_name(out.name + ".quarantine.jsonl"))
     needs_engine = "consensus" in settings.teacher_sources or settings.dedupe.near_threshold is not None
-    members = list(Pricing.from_yaml(pricing).ensembles.get(ensemble.ENSEMBLE, []))
+    members = ensemble.ensemble_members(Pricing.from_yaml(pricing))
     result = dataset.build(
         table, out, settings, _engine(similarity) if needs_engine else None, members,
         pii.PiiConfig.from_yaml(pii_config), source=", ".join(str(p) for p in logs), track=not no_mlflow,
@@ -731,7 +731,7 @@ def demo(
                   f"leak check passed on {leaks.texts_checked:,} texts", highlight=False)
 
     console.rule("Step 5: instruction dataset from the scrubbed traffic")
-    members = list(Pricing.from_yaml(DEFAULT_PRICING).ensembles.get(ensemble.ENSEMBLE, []))
+    members = ensemble.ensemble_members(Pricing.from_yaml(DEFAULT_PRICING))
     built = dataset.build(traffic.load(out / "scrubbed" / "traffic.jsonl"), out / "dataset",
                           dataset.DatasetConfig.from_yaml(DEFAULT_DATASET), engine, members, settings,
                           source=str(out / "scrubbed" / "traffic.jsonl"))

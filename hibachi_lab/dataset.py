@@ -35,6 +35,7 @@ from pydantic import Field, model_validator
 from hibachi_lab import ensemble, registry, traffic
 from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
+from hibachi_lab.files import json_default
 from hibachi_lab.pii import LeakChecker, PiiConfig, describe_leaks
 from hibachi_lab.report import Report
 from hibachi_lab.similarity import SimilarityEngine, resolve_model
@@ -215,10 +216,6 @@ def prompt_id(messages: list[dict]) -> str:
     return hashlib.sha256(json.dumps(prompt, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def _tier(routed_provider: str | None) -> str:
-    return ensemble._tier_of_routed_provider().get(routed_provider, "unknown")
-
-
 # --------------------------------------------------------------------------- dedupe, caps, split
 
 
@@ -371,7 +368,7 @@ def build(
         rows.append({
             "messages": messages, "tools": tools_json if teacher.tool_calls else None, "prompt_id": prompt_id(messages),
             "conversation_id": turn["conversation_id"], "turn_index": turn["turn_index"],
-            "intent": (turn.get("labels") or {}).get("intent") or "unlabelled", "tier": _tier(turn.get("routed_provider")),
+            "intent": (turn.get("labels") or {}).get("intent") or "unlabelled", "tier": ensemble.TIER_OF_ROUTED_PROVIDER.get(turn.get("routed_provider"), "unknown"),
             "teacher_provider": teacher.provider, "agreement_score": teacher.agreement, "tokens": tokens,
             "other_teacher_answers": [text for _, text in teacher.alternatives],
             "other_teacher_fields": [field for field, _ in teacher.alternatives],
@@ -483,22 +480,12 @@ def _jsonl(frame: pd.DataFrame) -> str:
     for record in records:
         # pandas holds a missing value as NaN, which is not JSON.
         record = {key: None if _missing(value) else value for key, value in record.items()}
-        lines.append(json.dumps(record, ensure_ascii=False, sort_keys=True, default=_plain))
+        lines.append(json.dumps(record, ensure_ascii=False, sort_keys=True, default=json_default))
     return "".join(line + "\n" for line in lines)
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__}")
 
 
 def _swap_in(staging: Path, out: Path) -> None:

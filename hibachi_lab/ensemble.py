@@ -25,10 +25,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hibachi_lab import registry
-from hibachi_lab.cost import Pricing, price_responses
-from hibachi_lab.files import atomic_path, write_text_atomic
+from hibachi_lab.cost import Pricing, price_responses, response_frame
+from hibachi_lab.files import atomic_path, json_default, write_text_atomic
 from hibachi_lab.report import Report
 from hibachi_lab.router import Providers
 from hibachi_lab.similarity import SimilarityEngine
@@ -56,21 +57,30 @@ class ConsensusReplay:
 
 
 def logged_answers(table: datasets.Dataset | pa.Table, providers: list[str] | None = None) -> pd.DataFrame:
-    """One row per logged answer (of ``providers``, default all): turn (row number), position, provider, model,
-    text, validity and tokens."""
+    """One row per logged answer (of ``providers``, default all): turn (row number), position in the turn,
+    provider, model, text, validity (production's test: some content and no error) and tokens."""
     arrow = arrow_table(table)
-    rows = []
-    for turn, responses in enumerate(arrow["responses"].to_pylist()):
-        for position, response in enumerate(responses or []):
-            if providers is None or response["provider"] in providers:
-                content = response["content"]
-                valid = response["error"] is None and bool(content and content.strip())
-                rows.append((turn, position, response["provider"], response["model"], content or "", valid,
-                             response["input_tokens"], response["output_tokens"]))
-    columns = ["turn", "position", "provider", "model", "content", "valid", "input_tokens", "output_tokens"]
-    return pd.DataFrame(rows, columns=columns).astype(
-        {"turn": "int64", "position": "int64", "valid": "bool", "input_tokens": "int64", "output_tokens": "int64"}
-    )
+    frame = response_frame(arrow)
+    flat = pc.list_flatten(arrow["responses"].combine_chunks())
+    content = pd.Series(pc.struct_field(flat, "content").to_numpy(zero_copy_only=False), dtype=object).fillna("")
+    answers = pd.DataFrame({
+        "turn": frame["turn"].astype("int64"),
+        "position": frame.groupby("turn").cumcount().astype("int64"),
+        "provider": frame["provider"],
+        "model": frame["model"],
+        "content": content,
+        "valid": ~frame["failed"] & (content.str.strip() != ""),
+        "input_tokens": frame["input_tokens"].astype("int64"),
+        "output_tokens": frame["output_tokens"].astype("int64"),
+    })
+    if providers is not None:
+        answers = answers[answers["provider"].isin(providers)].reset_index(drop=True)
+    return answers
+
+
+def ensemble_members(pricing: Pricing) -> list[str]:
+    """The providers production's ensemble calls, from the pricing config (GPT-4o, Claude, Mistral by default)."""
+    return list(pricing.ensembles.get(ENSEMBLE, ENSEMBLE_PROVIDERS))
 
 
 def consensus(
@@ -116,13 +126,12 @@ def _choose(turn: int, providers: list[str], positions: list[int], matrix: np.nd
 def _with_turn_columns(frame: pd.DataFrame, arrow: pa.Table) -> pd.DataFrame:
     """Add the turn's ids, intent, logged tier and production's logged choice."""
     rows = frame["turn"].to_numpy()
-    tier_of = _tier_of_routed_provider()
     labels = arrow["labels"].to_pylist()
     frame.insert(0, "conversation_id", np.asarray(arrow["conversation_id"].to_pylist(), dtype=object)[rows])
     frame.insert(1, "turn_index", arrow["turn_index"].to_numpy()[rows])
     frame["intent"] = [(labels[row] or {}).get("intent") or "unlabelled" for row in rows]
     frame["routed_provider"] = np.asarray(arrow["routed_provider"].to_pylist(), dtype=object)[rows]
-    frame["tier"] = [tier_of.get(provider, "unknown") for provider in frame["routed_provider"]]
+    frame["tier"] = [TIER_OF_ROUTED_PROVIDER.get(provider, "unknown") for provider in frame["routed_provider"]]
     frame["logged_final_response"] = np.asarray(arrow["final_response"].to_pylist(), dtype=object)[rows]
     frame["logged_consensus_score"] = np.asarray(arrow["consensus_score"].to_pylist(), dtype=float)[rows]
     return frame
@@ -132,6 +141,10 @@ def _tier_of_routed_provider() -> dict[str, str]:
     providers = Providers()
     return {providers.simple: "simple", providers.medium: "medium", providers.tool: "medium",
             providers.complex: "complex"}
+
+
+# Production's tier as logged: which tier each routed provider serves.
+TIER_OF_ROUTED_PROVIDER = _tier_of_routed_provider()
 
 
 def similarity_to_consensus(
@@ -314,7 +327,7 @@ def run_consensus(
 ) -> dict[str, Any]:
     """Replay consensus and write consensus.parquet, summary.json, report.html/md (and an MLflow run)."""
     out = Path(out)
-    members = list(pricing.ensembles.get(ENSEMBLE, ENSEMBLE_PROVIDERS))
+    members = ensemble_members(pricing)
     replay = consensus(table, engine, members, min_agreement)
     answer_costs, _ = price_responses(replay.answers, pricing)
     pairs = pair_what_ifs(replay, answer_costs.fillna(0.0))
@@ -329,7 +342,7 @@ def run_consensus(
     frame["smoothie_pick"] = alternative["picks"] if alternative["available"] else None
     with atomic_path(out / "consensus.parquet") as tmp:
         frame.to_parquet(tmp, index=False)
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=_json_number))
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=json_default))
     report = consensus_report(replay, summary)
     report.write(out)
     if track:
@@ -355,14 +368,6 @@ def _metrics(summary: dict[str, Any]) -> dict[str, float]:
     if summary["smoothie"].get("available"):
         metrics["smoothie.would_pick_differently"] = summary["smoothie"]["would_pick_differently"]
     return metrics
-
-
-def _json_number(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value) if np.isfinite(value) else None
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 def consensus_report(replay: ConsensusReplay, summary: dict[str, Any]) -> Report:

@@ -22,6 +22,7 @@ from pydantic import Field
 from hibachi_lab import facts
 from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
+from hibachi_lab.files import json_default
 from hibachi_lab.report import Report
 from hibachi_lab.similarity import PROBE_KINDS, ProbePair, SimilarityEngine
 
@@ -322,19 +323,13 @@ def run_evaluation(
         "gate": config.model_dump(), "passed": decision.passed, "reasons": decision.reasons,
         "metrics": decision.metrics, "per_intent": decision.per_intent,
     }
-    (out / "decision.json").write_text(json.dumps(result, indent=2, default=_number))
+    (out / "decision.json").write_text(json.dumps(result, indent=2, default=json_default))
     title = f"Promotion gate: {kind} {Path(str(sources[0])).name}"
     gate_report(scores, decision, config, probe_table, title).write(out)
     if track:
         result |= _track(out, scores, decision, config, probe_table, title, result, adapter, answers_file)
-        (out / "decision.json").write_text(json.dumps(result, indent=2, default=_number))
+        (out / "decision.json").write_text(json.dumps(result, indent=2, default=json_default))
     return result
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__}")
 
 
 def _track(out: Path, scores: pd.DataFrame, decision: GateDecision, config: PromotionConfig, probes: pd.DataFrame,

@@ -28,11 +28,11 @@ import yaml
 from hibachi_lab import ensemble, registry
 from hibachi_lab.cost import Pricing, budget_view, routing_costs
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import atomic_path, write_text_atomic
+from hibachi_lab.files import atomic_path, json_default, write_text_atomic
 from hibachi_lab.report import Report
 from hibachi_lab.router import TIERS, Policy
 from hibachi_lab.similarity import SimilarityEngine
-from hibachi_lab.traffic import ENSEMBLE_PROVIDERS, arrow_table
+from hibachi_lab.traffic import arrow_table
 
 ESCALATION_SENTIMENT = 0.3
 SIMILARITY_NOT_COMPUTED = "not computed (no similarity engine given)"
@@ -233,7 +233,7 @@ def run_replay(
         summary["ab"] = compare(*replays)
 
     _write_decisions(arrow, replays, out / "decisions.parquet")
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=_json_default))
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=json_default))
     disagreements = consequential_disagreements(arrow, *replays) if len(replays) == 2 else None
     _replay_report(replays, summary, disagreements, shareable=None).write(out)
     if track:
@@ -255,8 +255,7 @@ def run_replay(
 def _reference(arrow: pa.Table, engine: SimilarityEngine | None, pricing: Pricing) -> pd.DataFrame | None:
     if engine is None:
         return None
-    members = list(pricing.ensembles.get(ensemble.ENSEMBLE, ENSEMBLE_PROVIDERS))
-    return ensemble.similarity_to_consensus(arrow, engine, members)
+    return ensemble.similarity_to_consensus(arrow, engine, ensemble.ensemble_members(pricing))
 
 
 def _passing_leak_check(queries: pd.Series) -> set[str]:
@@ -303,16 +302,6 @@ def _replay_metrics(summary: dict[str, Any]) -> dict[str, float]:
         metrics |= {"ab.tier_agreement": ab["tier_agreement"], "ab.cost_delta_usd": ab["cost_delta_usd"],
                     "ab.escalation_miss_delta": ab["escalation_miss_delta"]}
     return metrics
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 def _replay_report(
@@ -515,7 +504,7 @@ def run_sweep(
         })
         path = write_text_atomic(out / "calibrated_policy.yaml", yaml.safe_dump(calibrated.model_dump(), sort_keys=False))
         summary["calibrated"] = {"value": chosen["value"], "policy_file": str(path), "point": chosen}
-    write_text_atomic(out / "sweep.json", json.dumps(summary, indent=2, default=_json_default))
+    write_text_atomic(out / "sweep.json", json.dumps(summary, indent=2, default=json_default))
     report = _sweep_report(summary)
     report.write(out)
     if track:
