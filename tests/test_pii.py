@@ -147,6 +147,123 @@ def test_text_longer_than_spacy_takes_is_scrubbed_to_its_end(scrubber):
     assert ("PHONE_NUMBER", "408-555-2368") in found(scrubber, text)
 
 
+# --------------------------------------------------------------------------- the issue's eight failure patterns
+# Examples of our own (the hand-written set in tests/data is measured separately, below).
+
+
+def scrubbed(scrubber: pii.Scrubber, *messages: str) -> list[str]:
+    """The messages of one conversation after scrubbing (customer and assistant alternate)."""
+    turns = conversation(*messages[0::2], answers=tuple(messages[1::2]))
+    scrubber.scrub_turns(turns)
+    return [text for turn in turns for text in (turn["query"], turn["final_response"])][: len(messages)]
+
+
+@pytest.mark.parametrize("text, name", [
+    ("I'm Kwame Asante and I need a chef for 20", "Kwame Asante"),
+    ("this is Thi Minh Khai Vo, booking for Sunday", "Thi Minh Khai Vo"),
+    ("please ask for Radhika at the door", "Radhika"),
+    ("Merhaba, ben Ayşe Yılmaz. party for 15 in Fresno", "Ayşe Yılmaz"),
+    ("tell oksana petrenko the chef is on his way", "oksana petrenko"),
+    ("booked under Nnamdi Chukwuemeka", "Nnamdi Chukwuemeka"),
+])
+def test_1_names_no_us_dictionary_holds_are_found(scrubber, text, name):
+    [after] = scrubbed(scrubber, text)
+    assert not [part for part in name.split() if part in after], after
+
+
+def test_1_word_names_after_a_cue_and_cities_before_a_state_are_told_apart(scrubber):
+    after = scrubbed(scrubber, "my husband Grant and I want hibachi in Tracy, CA for Summer's 30th. my name is Summer Ito",
+                     "Happy early birthday, Summer! Tracy is in our area.")
+    assert "Grant" not in after[0] and "Summer" not in after[0].replace("Summer's", "") and "Ito" not in after[0]
+    assert "Tracy, CA" in after[0] and "Tracy is in our area" in after[1]
+    assert "Summer" not in after[1]
+
+
+def test_2_every_part_possessive_and_nickname_of_a_name_is_replaced_consistently(scrubber, config):
+    messages = ("hi its Adaobi Nwachukwu, planning Adaobi's 40th", "Happy early 40th to Ms. Nwachukwu!",
+                "thx! everyone calls me Ada btw", "Noted, Ada!")
+    after = scrubbed(scrubber, *messages)
+    assert not [text for text in after if "Adaobi" in text or "Nwachukwu" in text or "Ada!" in text], after
+    surrogate = pii.Scrubber(config.model_copy(update={"mode": "surrogate"}))
+    fake = scrubbed(surrogate, *messages)
+    # the surname alone becomes the fake surname: never a fake first name beside the real surname
+    assert "Nwachukwu" not in " ".join(fake)
+    full = re.search(r"its (\w+ \w+),", fake[0]).group(1)
+    assert fake[1].endswith(f"to Ms. {full.split()[1]}!")
+
+
+@pytest.mark.parametrize("text, code", [
+    ("gate code 4-9-1-7, come around back", "4-9-1-7"),
+    ("the side gate is 2 0 7 7", "2 0 7 7"),
+    ("lockbox: seven two zero five", "seven two zero five"),
+    ("combo 31-04-22 for the padlock", "31-04-22"),
+    ("punch 6262 into the keypad by the garage", "6262"),
+    ("alarm is *5521#", "*5521#"),
+])
+def test_3_codes_with_separators_words_and_symbols_are_found(scrubber, text, code):
+    [after] = scrubbed(scrubber, text)
+    digits = re.sub(r"\D", "", code)
+    assert code not in after and "<ACCESS_CODE_1>" in after
+    assert not digits or digits not in re.sub(r"\D", "", after)
+
+
+@pytest.mark.parametrize("phone", [
+    "+1 (530) 555 0142", "530.555.0142 x22", "(530)555-0142", "530/555-0142", "15305550142", "+44 20 7946 0958",
+    "+234 803 555 0142", "+91 98765 43210", "five three zero, five five five, zero one four two",
+])
+def test_4_phones_in_us_international_and_spelled_forms_are_found(scrubber, phone):
+    [after] = scrubbed(scrubber, f"text me at {phone} when the chef leaves")
+    assert phone not in after and "0142" not in after and "0958" not in after and "43210" not in after
+
+
+@pytest.mark.parametrize("card", [
+    "3782 822463 10005", "4222222222222", "4000 0566 5566 5556", "2223-0031-2200-3222", "6011.1111.1111.1117",
+    "30569309025904", "3530111333300000", "6759649826438453",
+])
+def test_5_cards_of_every_valid_length_and_separator_are_found(scrubber, card):
+    [after] = scrubbed(scrubber, f"put the deposit on {card} please")
+    assert re.sub(r"\D", "", card) not in re.sub(r"\D", "", after)
+
+
+@pytest.mark.parametrize("text, street, city", [
+    ("we're at 2210 41st Ave, Sacramento", "2210 41st Ave", "Sacramento"),
+    ("mail it to PO Box 88, Oroville CA", "PO Box 88", "Oroville CA"),
+    ("RR 2 Box 14, Dixon", "RR 2 Box 14", "Dixon"),
+    ("16020 Hwy 49, Grass Valley", "16020 Hwy 49", "Grass Valley"),
+    ("address is 77 Lakeview, Folsom", "77 Lakeview", "Folsom"),
+    ("it's 1 Broadway unit 5 in Oakland", "1 Broadway unit 5", "Oakland"),
+    ("1806 1/2 Blair Blvd in LA", "1806 1/2 Blair Blvd", "LA"),
+])
+def test_6_us_address_shapes_are_found_and_the_city_stays(scrubber, text, street, city):
+    [after] = scrubbed(scrubber, text)
+    assert street not in after and street.split()[-1] not in after.replace("<STREET_ADDRESS_1>", "")
+    assert "<STREET_ADDRESS_1>" in after and city in after
+
+
+@pytest.mark.parametrize("text, secret", [
+    ("send it to paypal.me/koforidua88", "koforidua88"),
+    ("zelle to kofi.boateng@example.com", "kofi.boateng"),
+    ("venmo @kofi-boateng-3", "kofi-boateng"),
+    ("cash app $KofiB23", "KofiB23"),
+    ("email is kofi dot boateng at gmail dot com", "boateng at gmail"),
+    ("reach me at kofi [at] example [dot] com", "kofi [at]"),
+])
+def test_7_payment_handles_and_obfuscated_contacts_are_found(scrubber, text, secret):
+    [after] = scrubbed(scrubber, text)
+    assert secret not in after
+
+
+@pytest.mark.parametrize("text", [
+    "Do you come out to Davis or Tracy? We're in San Jose on the 4th.",
+    "Salinas or Santa Clara, whichever is cheaper for 30 guests at $60 each",
+    "I'm paying with my Chase Sapphire card, is Cash App ok too?",
+    "Will you bring the grill and extra ginger sauce with the fried rice?",
+])
+def test_8_cities_brands_and_menu_words_are_not_scrubbed(scrubber, text):
+    [after] = scrubbed(scrubber, text)
+    assert after == text
+
+
 # --------------------------------------------------------------------------- scrubbing turns
 
 
@@ -309,7 +426,6 @@ def test_pii_eval_on_simple_labelled_jsonl_compares_with_presidio_default(tmp_pa
     assert scores["ours"]["overall"]["precision"] == 1.0
     assert scores["ours"]["overall"]["left"] == 0
     assert scores["presidio_default"]["ACCESS_CODE"]["recall"] == 0.0
-    assert scores["presidio_default"]["ACCESS_CODE"]["left"] == 1
     # Presidio's default finds times ("9am to 9pm") as DATE_TIME: counted beside precision, not in it.
     assert scores["presidio_default"]["overall"]["predictions_of_other_types"] > 0
     assert scores["ours"]["overall"]["predictions_of_other_types"] == 0

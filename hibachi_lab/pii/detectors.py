@@ -152,7 +152,8 @@ def _street_name_then_number(value: str) -> bool:
     from hibachi_lab.pii.names import _zipf
 
     words = [word.strip(".,") for word in value.split()]
-    return _looks_like_street(value) and all(_zipf(word) < 3.5 for word in words[:-1] if word.isalpha())
+    return _looks_like_street(value) and all(_zipf(word.replace("’", "'")) < 3.5 for word in words[:-1]
+                                             if not word.isdigit())
 
 
 def _looks_like_street(value: str) -> bool:

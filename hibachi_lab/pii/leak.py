@@ -37,6 +37,7 @@ _PRESIDIO_TYPES = ["PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "US
                    "US_BANK_NUMBER"]
 RESIDUAL_DIGITS = "RESIDUAL_DIGITS"
 HOUSE_NUMBER = "HOUSE_NUMBER"
+CODE_NEAR_CUE = "CODE_NEAR_CUE"
 NAME_LIKE_WORD = "NAME_LIKE_WORD"
 CONTACT_MARKER = "CONTACT_MARKER"
 
@@ -55,6 +56,14 @@ _NOT_AFTER_HOUSE_NUMBER = frozenset(
     "am pm guests guest people adults adult kids children persons miles mile hours hour minutes dollars years days "
     "weeks months plates trays pounds lbs and or to in on at for from of with per".split()
 )
+# A bare 3-8 digit number in a text that talks about a gate, a door or a code: what a missed code looks like.
+_CODE_TALK = re.compile(r"(?i)\b(?:code|codes|gate|door|lockbox|lock\s+box|keypad|alarm|combo|garage|buzzer|pin|passcode)\b")
+_BARE_NUMBER = re.compile(r"(?<![\w$/:.,#-])[#*]?\d{3,8}[#*]?(?![\w/:]|[.,]\d|\s*(?:am|pm|guests|people|adults|kids|"
+                          r"miles|minutes|mins|hours|%|dollars|bucks))")
+_NOT_A_CODE_BEFORE = re.compile(r"(?i)(?:\b(?:al|ak|az|ar|ca|co|ct|de|fl|ga|hi|id|il|in|ia|ks|ky|la|me|md|ma|mi|mn|"
+                                r"ms|mo|mt|ne|nv|nh|nj|nm|ny|nc|nd|oh|ok|or|pa|ri|sc|sd|tn|tx|ut|vt|va|wa|wv|wi|wy|dc)\.?,?|"
+                                r"\b(?:california|texas|nevada|oregon|arizona|washington|florida|new\s+york),?|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+                                r"|\bzip(?:\s+code)?(?:\s+is)?|\bunit|\bapt|\bsuite|\bbox|\broom)\s*$")
 _MARKERS = re.compile(r"(?<![\w@.])@[A-Za-z][\w.-]{2,}|(?<![\w$])\$[A-Za-z][\w-]{2,}|" + OBFUSCATED_EMAIL,
                       re.IGNORECASE)
 # Words a caterer's chat uses that no dictionary of English words holds.
@@ -122,6 +131,11 @@ class LeakChecker:
                 found.append((match.start(), match.end(), RESIDUAL_DIGITS))
         for pattern in (_SPACED_DIGITS, _SPELLED):
             found += [(match.start(), match.end(), RESIDUAL_DIGITS) for match in pattern.finditer(text)]
+        if _CODE_TALK.search(text):
+            for match in _BARE_NUMBER.finditer(text):
+                if not _NOT_A_CODE_BEFORE.search(text[max(0, match.start() - 16) : match.start()]) and not (
+                        len(match.group()) == 4 and match.group().startswith(("19", "20")) and "code" not in text.lower()):
+                    found.append((match.start(), match.end(), CODE_NEAR_CUE))
         for match in _HOUSE_NUMBER.finditer(text):
             word = match.group("word").lower()
             # "429 Too Many Requests": a common English word after a number is no street name.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import os
 import re
 from pathlib import Path
 
@@ -87,9 +88,11 @@ class NameLexicon:
     VERSION = 2
 
     def __init__(self, max_rank: int = 5000, cache_dir: Path | None = None):
-        from hibachi_lab.traffic import default_cache_dir
-
-        path = Path(cache_dir or default_cache_dir()) / f"name-lexicon-v{self.VERSION}-{max_rank}.json.gz"
+        # Derived from an installed package, the same for every run: kept in the user's cache even when
+        # HIBACHI_LAB_CACHE points a run (or a test) at a fresh folder.
+        cache_dir = cache_dir or Path(os.environ.get("HIBACHI_LAB_LEXICON_CACHE",
+                                                     Path.home() / ".cache" / "hibachi-lab"))
+        path = Path(cache_dir) / f"name-lexicon-v{self.VERSION}-{max_rank}.json.gz"
         if not path.exists():
             _build_lexicon(path, max_rank)
         with gzip.open(path, "rt", encoding="utf-8") as handle:
@@ -159,7 +162,10 @@ def places() -> frozenset[str]:
 
 
 _PLACE_BEFORE = re.compile(r"(?i:\b(?:in|from|to|near|around|at|of|outside|downtown|visiting|flying|drive|driving|"
-                           r"city|town|county|live|lives|located|based|cover|serve|visit|between|and)\s+(?:the\s+)?)$")
+                           r"city|town|county|live|lives|located|based|cover|serve|visit|between|and|or)\s+(?:the\s+)?)$"
+                           # after a street line: "RR 2 Box 14, Dixon", "12 Oak St, Davis"
+                           r"|(?:\d|\b(?:st|ave|rd|dr|ln|blvd|way|ct|pl|box|hwy|road|street|avenue|drive|lane|court))\.?,\s*$",
+                           re.IGNORECASE)
 _STATE_AFTER = re.compile(r",?\s+(?:[A-Z]{2}\b|(?:Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|"
                           r"Delaware|Florida|Georgia|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|"
                           r"Maine|Maryland|Massachusetts|Michigan|Minnesota|Mississippi|Missouri|Montana|Nebraska|"
@@ -197,7 +203,11 @@ def in_place_context(text: str, start: int, end: int) -> bool:
     value = text[start:end].lower()
     if value not in places():
         return False
-    return bool(_PLACE_BEFORE.search(text[max(0, start - 30) : start]) or _STATE_AFTER.match(text, end))
+    if _PLACE_BEFORE.search(text[max(0, start - 30) : start]) or _STATE_AFTER.match(text, end):
+        return True
+    # "Salinas or Santa Clara": next to another place
+    other = re.match(r"\s+(?:or|and|&)\s+((?:[A-Z][\w'’-]+\s?){1,3})", text[end:])
+    return bool(other and any(" ".join(other.group(1).split()[:n]).lower() in places() for n in (1, 2, 3)))
 
 
 class NameEvidence:
@@ -212,6 +222,8 @@ class NameEvidence:
         lower = word.lower().strip("'’-.")
         if lower in STOPWORDS or lower in DAYS_AND_MONTHS or lower in TITLES or lower in HOLIDAYS:
             return True
+        if word.isupper() and lower in _STATE_CODES:
+            return True  # "CA", "TX"
         if cued and word[:1].isupper():
             return False
         return lower in self.keep_words or lower in ORDINARY or any(

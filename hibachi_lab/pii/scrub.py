@@ -345,6 +345,12 @@ _NORMALISE = {
 def conversation_spans(texts: list[str], detector: Detector, propagate: bool) -> list[list[Span]]:
     """Spans per text of one conversation; values found in one text are also found in the others."""
     found = [list(detector.spans(text)) for text in texts]
+    places = _conversation_places(texts)
+    if places:
+        # "in Tracy, CA" in one message makes "Tracy is in our area" a place in the next, unless a cue named
+        # someone so ("this is Tracy Nguyen").
+        found = [[span for span in spans if span.entity_type != "PERSON" or span.source == "NameCueRecognizer"
+                  or (text or "")[span.start : span.end].lower() not in places] for text, spans in zip(texts, found)]
     if propagate:
         patterns = _propagation_patterns(texts, found, detector.keep)
         for index, text in enumerate(texts):
@@ -353,6 +359,23 @@ def conversation_spans(texts: list[str], detector: Detector, propagate: bool) ->
                                  if entity != "PERSON" or _a_name_here(text, m.start(), m.end())]
     phrases = _keep_phrases(detector.keep)
     return [_without_overlaps(_outside_keep_phrases(text or "", spans, phrases)) for text, spans in zip(texts, found)]
+
+
+_CAPITALISED_RUN = re.compile(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2}")
+
+
+def _conversation_places(texts: list[str]) -> set[str]:
+    """Town names the conversation uses as places somewhere ("we're in Tracy, CA"), lower case."""
+    found = set()
+    for text in texts:
+        for match in _CAPITALISED_RUN.finditer(text or ""):
+            words = match.group().split()
+            for n in range(len(words), 0, -1):
+                end = match.start() + len(" ".join(words[:n]))
+                if in_place_context(text, match.start(), end):
+                    found.add(text[match.start() : end].lower())
+                    break
+    return found
 
 
 @functools.cache
