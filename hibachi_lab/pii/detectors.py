@@ -94,9 +94,9 @@ _BOXES = (
 _FOREIGN_STREET_WORDS = r"(?:calle|camino|avenida|via|vía|viale|paseo|rua|rue|vista|placita|corte|entrada|strada|corso|piazza|carrer|ulica|ul\.|plaza|circulo|calzada|allee|chemin)"
 _NUMBER_FIRST_FOREIGN = _NUMBER + r"\s+" + _FOREIGN_STREET_WORDS + r"(?:\s+(?:de|del|la|las|los|el|di|da|do|dos)?\s*[^\W\d_][\w'’.-]*){1,3}" + _UNIT + r"?"
 # Europe and Latin America put the number after the name: "324 Helmstok 174", "on Brekkustíg 80", "Rua Arapiraca 1943".
-_NAME_THEN_NUMBER = (
-    r"(?:(?<![\w$.,/:-])\d{1,6}\s+|(?<=\bon\s)|(?<=\bat\s)|(?<=address:\s)|(?<=address\s)|(?<=^)|(?<=\n))"
-    r"(?:[^\W\d_][\w'’.-]*\s+){0,2}[^\W\d_a-z][\w'’.-]{3,}\s+\d{1,5}[a-z]?(?![\w/:.,]\d|\w)"
+_NAME_THEN_NUMBER = (  # within one line
+    r"(?:(?<![\w$.,/:-])\d{1,6}[ \t]+|(?<=\bon\s)|(?<=\bat\s)|(?<=\bof\s)|(?<=address:\s)|(?<=address\s)|(?<=^)|(?<=\n))"
+    r"(?:[^\W\d_][\w'’.-]*[ \t]+){0,2}[^\W\d_a-z][\w'’.-]{3,}[ \t]+\d{1,5}[a-z]?(?![\w/:.,]\d|\w)"
 )
 _NAME_FIRST_FOREIGN = (
     r"(?<![\w])(?:" + _FOREIGN_STREET_WORDS + r"(?:\s+(?:de|del|la|las|los|el|di|da|do|dos|della|delle))?"
@@ -221,7 +221,7 @@ def _not_a_time_or_price(value: str) -> bool:
 # US numbers in every common format: dots, spaces, dashes, slashes, +1 / 1- / 1., parentheses, extensions.
 _US_PHONE = (
     r"(?<![\w+])(?P<value>(?:\+?1[\s.-]?)?(?:\(\s*[2-9]\d{2}\s*\)|[2-9]\d{2})[\s./-]{0,2}[2-9]\d{2}[\s.-]?\d{4}"
-    r"(?:\s*(?:x|ext\.?|extension|#)\s*\d{1,5})?)(?![\d-])"
+    r"(?:\s*(?:x|ext\.?|extension|#)\s*\d{1,5})?)(?!\d|-\d)"
 )
 # International: "+234 803 555 0142", "+86 138-0013-8000", "+44 (0)20 7946 0958", "0044 20 7946 0958".
 _INTERNATIONAL_PHONE = (

