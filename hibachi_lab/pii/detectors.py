@@ -114,7 +114,10 @@ _ADDRESS_CUE = r"(?i:address(?:\s+is)?:?|live\s+at|lives\s+at|living\s+at|locate
 _NUMBER_WORDS = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|hundred)"
 _CUED_STREET = (
     _ADDRESS_CUE + r"\s+(?P<value>(?:\d{1,6}(?:-\d{1,4})?[A-Za-z]?(?:\s+1/2)?|(?i:" + _NUMBER_WORDS + r"))"
-    r"(?:\s+(?:[NSEW]\.?|[A-Z][\w'’.-]*|\d{1,4}(?:st|nd|rd|th)|de|del|la|las|los|el)){1,4}" + _UNIT + r"?)"
+    # up to three name words (no state code, no street word), then at most one street word: "77 Lakeview",
+    # "7170 Lincoln Dr" (not "7170 Lincoln Dr Modesto CA")
+    r"(?:\s+(?!(?i:" + _SUFFIXES + r")\b)(?![A-Z]{2}\b)(?:[NSEW]\.?|[A-Z][\w'’.-]*|\d{1,4}(?:st|nd|rd|th)|de|del|la|las|los|el)){1,3}"
+    r"(?:\s+(?i:" + _SUFFIXES + r")\b\.?)?" + _UNIT + r"?)"
 )
 # Words that never sit between a house number and a street suffix ("12 more guests way before").
 _NOT_STREET_WORDS = frozenset(

@@ -51,19 +51,30 @@ _NOT_PHONE_DIGITS = re.compile(
 _SPACED_DIGITS = re.compile(r"(?<![\w$])\d(?:[ -]\d){3,}(?![\w])")
 _SPELLED = re.compile(r"(?i)(?<![\w])(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
                       r"(?:[\s,-]+(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)){3,}(?![\w])")
+# A house number, up to three words and a street word: "3321 Fair Oaks Blvd", "1 Broadway", "2844 S 2300 E".
+_STREET_LINE = re.compile(
+    r"(?<![\w$.,/:#-])\d{1,6}(?:-\d{1,4}|\s+1/2)?\s+(?:[A-Za-z0-9][\w'’.-]*\s+){0,3}(?:st|street|ave|avenue|rd|road|blvd|"
+    r"boulevard|ln|lane|dr|drive|way|ct|court|pl|place|hwy|highway|pkwy|parkway|cir|circle|ter|terrace|trl|trail|loop|"
+    r"broadway|[NSEW])\b(?!\s*(?:am|pm)\b)", re.IGNORECASE)
+# Someone addressed by name: "Welcome back, Bao!", "Congratulations to Dakota!", "Thanks CJ".
+_ADDRESSED = re.compile(r"(?i:\b(?:hi|hello|hey|thanks|thank\s+you|welcome(?:\s+back)?|congratulations\s+to|congrats(?:\s+to)?|"
+                        r"dear|happy\s+birthday(?:\s+to)?|sorry|bye|goodbye|calls\s+me|call\s+me)[,!]?\s+)"
+                        r"(?P<word>[A-Z][\w'’-]+)(?=\s*[,.!?;:]|\s*$|'s\b)")
 _HOUSE_NUMBER = re.compile(r"(?<![\w$.,/:#-])\d{1,6}\s+(?:[NSEW]\.?\s+)?(?P<word>[A-Z][a-z][\w'’-]*)")
 _NOT_AFTER_HOUSE_NUMBER = frozenset(
     "am pm guests guest people adults adult kids children persons miles mile hours hour minutes dollars years days "
     "weeks months plates trays pounds lbs and or to in on at for from of with per".split()
 )
 # A bare 3-8 digit number in a text that talks about a gate, a door or a code: what a missed code looks like.
-_CODE_TALK = re.compile(r"(?i)\b(?:code|codes|gate|door|lockbox|lock\s+box|keypad|alarm|combo|garage|buzzer|pin|passcode)\b")
-_BARE_NUMBER = re.compile(r"(?<![\w$/:.,#-])[#*]?\d{3,8}[#*]?(?![\w/:]|[.,]\d|\s*(?:am|pm|guests|people|adults|kids|"
-                          r"miles|minutes|mins|hours|%|dollars|bucks))")
+_CODE_TALK = re.compile(r"(?i)\b(?:codes?|gate|door|lockbox|lock\s+box|keypad|alarm|combo|garage|buzzer|call\s?box|"
+                        r"intercom|padlock|pin|passcode|entry)\b")
+_BARE_NUMBER = re.compile(r"(?<![\w$/:.,#-])(?:[#*]?\d{3,8}[#*]?|\d{1,3}(?:-\d{1,3}){2,})(?![\w/:]|[.,]\d|\s*(?:am|pm|"
+                          r"guests|people|adults|kids|miles|minutes|mins|hours|%|dollars|bucks))")
 _NOT_A_CODE_BEFORE = re.compile(r"(?i)(?:\b(?:al|ak|az|ar|ca|co|ct|de|fl|ga|hi|id|il|in|ia|ks|ky|la|me|md|ma|mi|mn|"
                                 r"ms|mo|mt|ne|nv|nh|nj|nm|ny|nc|nd|oh|ok|or|pa|ri|sc|sd|tn|tx|ut|vt|va|wa|wv|wi|wy|dc)\.?,?|"
                                 r"\b(?:california|texas|nevada|oregon|arizona|washington|florida|new\s+york),?|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
-                                r"|\bzip(?:\s+code)?(?:\s+is)?|\bunit|\bapt|\bsuite|\bbox|\broom)\s*$")
+                                r"|\bzip(?:\s+code)?(?:\s+is)?|\bunit|\bapt|\bsuite|\bbox|\broom|\bin|\bsince|\bof|\byear|\bfrom|"
+                r"\buntil|\bby|\bclass\s+of|>)\s*$")
 _MARKERS = re.compile(r"(?<![\w@.])@[A-Za-z][\w.-]{2,}|(?<![\w$])\$[A-Za-z][\w-]{2,}|" + OBFUSCATED_EMAIL,
                       re.IGNORECASE)
 # Words a caterer's chat uses that no dictionary of English words holds.
@@ -76,7 +87,12 @@ _BUSINESS = frozenset(
 
 def leak_recognizers() -> list:
     """Presidio's predefined recognizers for the types above, phonenumbers reading several regions."""
+    import logging
+
     from presidio_analyzer import RecognizerRegistry
+
+    # Presidio warns about each recognizer of another language it skips: a screenful per run.
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     from presidio_analyzer.predefined_recognizers import PhoneRecognizer
 
     registry = RecognizerRegistry(supported_languages=["en"])
@@ -133,9 +149,10 @@ class LeakChecker:
             found += [(match.start(), match.end(), RESIDUAL_DIGITS) for match in pattern.finditer(text)]
         if _CODE_TALK.search(text):
             for match in _BARE_NUMBER.finditer(text):
-                if not _NOT_A_CODE_BEFORE.search(text[max(0, match.start() - 16) : match.start()]) and not (
-                        len(match.group()) == 4 and match.group().startswith(("19", "20")) and "code" not in text.lower()):
+                if not _NOT_A_CODE_BEFORE.search(text[max(0, match.start() - 16) : match.start()]):
                     found.append((match.start(), match.end(), CODE_NEAR_CUE))
+        found += [(match.start(), match.end(), HOUSE_NUMBER) for match in _STREET_LINE.finditer(text)
+                  if not re.search(r"(?i)\b(?:guests?|people|adults?|kids|miles?|hours?|minutes?)\b", match.group())]
         for match in _HOUSE_NUMBER.finditer(text):
             word = match.group("word").lower()
             # "429 Too Many Requests": a common English word after a number is no street name.
@@ -145,6 +162,12 @@ class LeakChecker:
         for start, end, word in words_of(text):
             if self._name_like(text, start, word):
                 found.append((start, end, NAME_LIKE_WORD))
+        lexicon = name_lexicon()
+        for match in _ADDRESSED.finditer(text):
+            word = match.group("word")
+            if (lexicon.is_name(word, allow_ordinary=True) or word.isupper()) and word.lower() not in self.keep \
+                    and word.lower() not in TITLES | NOT_NAMES | DAYS_AND_MONTHS:
+                found.append((match.start("word"), match.end("word"), NAME_LIKE_WORD))
         return found
 
     def _ordinary(self, value: str) -> bool:

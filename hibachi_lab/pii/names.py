@@ -228,8 +228,9 @@ def countries() -> frozenset[str]:
 def in_place_context(text: str, start: int, end: int) -> bool:
     """'in Davis', 'Tracy, CA', 'from Dallas': the words at text[start:end] name a place there."""
     value = text[start:end].lower()
-    if value in countries() or _STRONGLY_PLACE_BEFORE.search(text[max(0, start - 30) : start]):
-        return True
+    if (value in countries() and value not in name_lexicon().top) or _STRONGLY_PLACE_BEFORE.search(
+            text[max(0, start - 30) : start]):
+        return True  # a country, unless it is a common name too ("Chad", "Jordan")
     if value not in places():
         return False
     if _PLACE_BEFORE.search(text[max(0, start - 30) : start]) or _STATE_AFTER.match(text, end):
