@@ -145,11 +145,13 @@ def validate(
         Path | None, typer.Option(help="Where to write the bad lines (default: beside the cached table).")
     ] = None,
 ) -> None:
-    """Check log files against the logged-turn format; print counts and problems per field (exit 2 if any)."""
+    """Check log files against the logged-turn format; print counts and problems per field (exit 2 if any, or if
+    no turn is left)."""
     from hibachi_lab import traffic
 
-    result = traffic.read_logs(logs, strict=strict, quarantine_path=quarantine)
+    result = traffic.read_logs(logs, strict=strict, quarantine_path=quarantine, allow_empty=True)
     _print_load_report(result.report, title="Validation")
+    traffic.require_turns(result.report)
     if result.report.rows_quarantined:
         raise typer.Exit(2)
 
@@ -242,9 +244,7 @@ def _print_replay(summary: dict[str, Any]) -> None:
         ("savings vs all-GPT-4", lambda p: f"{p['savings_vs_all_gpt4']:.1%}"),
         ("escalation misses", lambda p: f"{p['escalation_misses']:,} / {p['at_risk_turns']:,}"),
         ("share simple/medium/complex", lambda p: " / ".join(f"{v:.0%}" for v in p["share_per_tier"].values())),
-        ("answer similarity to ensemble", lambda p: f"{p['answer_similarity_to_ensemble']['mean']:.3f}"
-         if isinstance(p["answer_similarity_to_ensemble"], dict) and p["answer_similarity_to_ensemble"]["mean"] is not None
-         else "n/a"),
+        ("answer similarity to ensemble", lambda p: _similarity_text(p["answer_similarity_to_ensemble"])),
     ]
     for name, render in rows:
         table.add_row(name, *[render(summary["policies"][label]) for label in labels])
@@ -259,6 +259,12 @@ def _print_replay(summary: dict[str, Any]) -> None:
             f"(95% CI {low:+,.4f} to {high:+,.4f}); escalation misses {ab['escalation_miss_delta']:+d}",
             highlight=False,
         )
+
+
+def _similarity_text(similarity: dict[str, Any] | str) -> str:
+    if isinstance(similarity, str):  # why it was not computed
+        return similarity
+    return "n/a" if similarity["mean"] is None else f"{similarity['mean']:.3f}"
 
 
 @app.command()

@@ -32,10 +32,11 @@ from hibachi_lab.files import atomic_path, json_default, write_text_atomic
 from hibachi_lab.report import Report
 from hibachi_lab.router import TIERS, Policy
 from hibachi_lab.similarity import SimilarityEngine
-from hibachi_lab.traffic import arrow_table
+from hibachi_lab.traffic import answer_count, arrow_table
 
 ESCALATION_SENTIMENT = 0.3
 SIMILARITY_NOT_COMPUTED = "not computed (no similarity engine given)"
+NO_LOGGED_ANSWERS = "not computed: no logged answers"
 WITHHELD = "[withheld from MLflow: the PII leak check found personal data in this query]"
 
 
@@ -66,9 +67,10 @@ def replay_policy(
     charge_unknown_as: str | None = None,
     label: str | None = None,
     env_file: str | os.PathLike | None = None,
-    reference: pd.DataFrame | None = None,
+    reference: pd.DataFrame | str = SIMILARITY_NOT_COMPUTED,
 ) -> PolicyReplay:
-    """One policy on a log; ``reference`` (from :func:`ensemble.similarity_to_consensus`) adds answer similarity."""
+    """One policy on a log; ``reference`` (from :func:`ensemble.similarity_to_consensus`) adds answer similarity,
+    a text says why it was not computed."""
     policy = Policy.from_yaml(policy_path, env_file)
     arrow = arrow_table(table)
     decisions = policy.classify_table(arrow).to_pandas()
@@ -102,14 +104,14 @@ def replay_policy(
     return PolicyReplay(name, policy, str(policy_path), _sha256(policy_path), decisions, summary)
 
 
-def answer_similarity(providers: pd.Series, reference: pd.DataFrame | None) -> dict[str, Any] | str:
+def answer_similarity(providers: pd.Series, reference: pd.DataFrame | str) -> dict[str, Any] | str:
     """Mean similarity of the answer a policy would send to the ensemble's choice, where that answer was logged.
 
     A turn counts when production logged an answer from the provider the policy picks (the routed
     model plus shadow ensemble answers); sending it to the ensemble scores 1.
     """
-    if reference is None:
-        return SIMILARITY_NOT_COMPUTED
+    if isinstance(reference, str):
+        return reference
     picked = pd.DataFrame({"turn": np.arange(len(providers)), "provider": providers.to_numpy()})
     scored = picked.merge(reference, on=["turn", "provider"], how="inner")
     comparable = reference["turn"].nunique()
@@ -252,10 +254,15 @@ def run_replay(
     return summary
 
 
-def _reference(arrow: pa.Table, engine: SimilarityEngine | None, pricing: Pricing) -> pd.DataFrame | None:
+def _reference(arrow: pa.Table, engine: SimilarityEngine | None, pricing: Pricing) -> pd.DataFrame | str:
+    """Each logged answer's similarity to the ensemble's choice, or why there is none (the text to report)."""
     if engine is None:
-        return None
-    return ensemble.similarity_to_consensus(arrow, engine, ensemble.ensemble_members(pricing))
+        return SIMILARITY_NOT_COMPUTED
+    members = ensemble.ensemble_members(pricing)
+    if not answer_count(arrow, members):
+        # Queries-only exports are common: routing and costs still replay, similarity has nothing to compare.
+        return f"{NO_LOGGED_ANSWERS} of the ensemble members ({', '.join(members)})"
+    return ensemble.similarity_to_consensus(arrow, engine, members)
 
 
 def _passing_leak_check(queries: pd.Series) -> set[str]:
@@ -493,7 +500,7 @@ def run_sweep(
     summary: dict[str, Any] = {"policy": base.name, "parameter": parameter, "production_value": production_value,
                                "quality": "escalation coverage: the share of complaints and upset customers "
                                           "that reach the complex tier"
-                                          + ("" if reference is not None else f"; answer similarity {SIMILARITY_NOT_COMPUTED}"),
+                                          + (f"; answer similarity {reference}" if isinstance(reference, str) else ""),
                                "points": points}
     chosen = _calibrate(points, target_monthly_usd, target_ensemble_share)
     if chosen is not None:

@@ -174,3 +174,34 @@ def test_answer_similarity_is_one_when_every_turn_goes_to_the_ensemble(tmp_path,
     # The seed router sends most of those turns to a single model, whose answers differ from the ensemble's.
     assert 0 < seed["mean"] < 1
     assert seed["turns_scored"] <= seed["turns_with_an_ensemble_choice"]
+
+
+def write_queries_only_log(path: Path, turns: int) -> list[str]:
+    """A log as many real exports are: customer messages and their metadata, no responses, no usage."""
+    rng = np.random.default_rng(3)
+    words = ["what", "are", "your", "hours", "book", "a", "party", "for", "12", "cancel", "refund", "very",
+             "disappointed", "price", "per", "adult", "facebook", "change", "date", "issue", "thanks"]
+    queries = [" ".join(rng.choice(words, size=rng.integers(2, 14))) for _ in range(turns)]
+    with path.open("w", encoding="utf-8") as stream:
+        for i, query in enumerate(queries):
+            stream.write(json.dumps({
+                "conversation_id": f"c{i // 3}", "turn_index": i % 3,
+                "timestamp": f"2026-09-{1 + i % 28:02d}T{10 + i % 9}:00:00-07:00", "query": query,
+                "customer_sentiment": round(float(rng.random()), 2), "labels": {"intent": None},
+            }) + "\n")
+    return queries
+
+
+def test_a_queries_only_log_replays_and_says_why_answer_similarity_is_missing(tmp_path):
+    log = tmp_path / "queries.jsonl"
+    write_queries_only_log(log, 60)
+
+    result = CliRunner().invoke(app, ["replay", str(log), "--policy", str(SEED), "--vs", str(WORD), "--out",
+                                      str(tmp_path / "out"), "--no-mlflow"])
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for policy in summary["policies"].values():
+        assert policy["answer_similarity_to_ensemble"] == (
+            "not computed: no logged answers of the ensemble members (gpt4o, claude, mistral)")
+    assert "not computed: no logged answers" in (tmp_path / "out" / "report.md").read_text()
