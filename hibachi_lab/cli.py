@@ -237,11 +237,13 @@ def _print_replay(summary: dict[str, Any]) -> None:
     labels = list(summary["policies"])
     for label in labels:
         table.add_column(label, justify="right")
+    from hibachi_lab.replay import delta_estimated_note, estimated_flag, savings_text
+
     rows = [
-        ("total cost (USD)", lambda p: f"{p['total_cost_usd']:,.4f}"),
-        ("per 1k turns (USD)", lambda p: f"{p['cost_per_1k_turns']:,.3f}"),
-        ("monthly projection (USD)", lambda p: f"{p['monthly_projection_usd']:,.2f}"),
-        ("savings vs all-GPT-4", lambda p: f"{p['savings_vs_all_gpt4']:.1%}"),
+        ("total cost (USD)", lambda p: f"{p['total_cost_usd']:,.4f}{estimated_flag(p)}"),
+        ("per 1k turns (USD)", lambda p: f"{p['cost_per_1k_turns']:,.3f}{estimated_flag(p)}"),
+        ("monthly projection (USD)", lambda p: f"{p['monthly_projection_usd']:,.2f}{estimated_flag(p)}"),
+        ("savings vs all-GPT-4", lambda p: f"{savings_text(p)}{estimated_flag(p)}"),
         ("escalation misses", lambda p: f"{p['escalation_misses']:,} / {p['at_risk_turns']:,}"),
         ("share simple/medium/complex", lambda p: " / ".join(f"{v:.0%}" for v in p["share_per_tier"].values())),
         ("answer similarity to ensemble", lambda p: _similarity_text(p["answer_similarity_to_ensemble"])),
@@ -251,12 +253,16 @@ def _print_replay(summary: dict[str, Any]) -> None:
     console.print(table)
     for label in labels:
         console.print(f"{label}: {summary['policies'][label]['verdict_300_rule']}", highlight=False)
+    assumptions = {summary["policies"][label]["cost_estimate_assumption"] for label in labels} - {None}
+    for assumption in assumptions:  # the same log, so one assumption for every policy that needed it
+        console.print(f"costs {assumption}", highlight=False)
     if "ab" in summary:
         ab = summary["ab"]
         low, high = ab["cost_delta_95ci_usd"]
         console.print(
             f"A/B: same tier on {ab['tier_agreement']:.1%} of turns; B - A cost {ab['cost_delta_usd']:+,.4f} USD "
-            f"(95% CI {low:+,.4f} to {high:+,.4f}); escalation misses {ab['escalation_miss_delta']:+d}",
+            f"(95% CI {low:+,.4f} to {high:+,.4f}{delta_estimated_note(ab)}); escalation misses "
+            f"{ab['escalation_miss_delta']:+d}",
             highlight=False,
         )
 
@@ -297,9 +303,12 @@ def sweep(
     for column in ("value", "ensemble share", "monthly USD", "escalation misses"):
         table.add_column(column, justify="right")
     for point in summary["points"]:
-        table.add_row(f"{point['value']:g}", f"{point['ensemble_share']:.1%}", f"{point['monthly_projection_usd']:,.2f}",
-                      str(point["escalation_misses"]))
+        estimated = " (estimated)" if point["cost_estimated_turns"] else ""
+        table.add_row(f"{point['value']:g}", f"{point['ensemble_share']:.1%}",
+                      f"{point['monthly_projection_usd']:,.2f}{estimated}", str(point["escalation_misses"]))
     console.print(table)
+    if summary["cost_estimate_assumption"]:
+        console.print(f"costs {summary['cost_estimate_assumption']}", highlight=False)
     if "calibrated" in summary:
         console.print(f"calibrated policy: {summary['calibrated']['policy_file']} ({param} = {summary['calibrated']['value']})")
     console.print(f"report: {out / 'report.html'}")

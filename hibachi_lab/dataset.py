@@ -38,7 +38,7 @@ from hibachi_lab.errors import BadInput
 from hibachi_lab.files import json_default
 from hibachi_lab.pii import LeakChecker, PiiConfig, describe_leaks
 from hibachi_lab.report import Report
-from hibachi_lab.similarity import SimilarityEngine, resolve_model
+from hibachi_lab.similarity import STAND_IN_TOKENIZER, SimilarityEngine, resolve_model, stand_in_tokenizer
 
 log = logging.getLogger(__name__)
 datasets.disable_progress_bars()  # our own reports say what was written
@@ -296,8 +296,8 @@ class TokenCounter:
     def __init__(self, name: str | None):
         from transformers import AutoTokenizer
 
-        self.name = name or f"{resolve_model('all-MiniLM-L6-v2')} (local stand-in)"
-        self.tokenizer = AutoTokenizer.from_pretrained(name or resolve_model("all-MiniLM-L6-v2"))
+        self.name = name or f"{resolve_model(STAND_IN_TOKENIZER)} (local stand-in)"
+        self.tokenizer = AutoTokenizer.from_pretrained(name) if name else stand_in_tokenizer()
         self.templated = name is not None and bool(getattr(self.tokenizer, "chat_template", None))
 
     def count(self, messages: list[dict], tools: list[dict] | None) -> int:

@@ -101,6 +101,18 @@ class EmbeddingCache:
         self._db.close()
 
 
+# The packaged model whose tokenizer counts tokens where the real model's is not at hand.
+STAND_IN_TOKENIZER = "all-MiniLM-L6-v2"
+
+
+@functools.cache
+def stand_in_tokenizer() -> Any:
+    """A local word-piece tokenizer (loads offline): token counts close to the providers' for English text."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(STAND_IN_TOKENIZER))
+
+
 def resolve_model(name: str) -> str:
     """A packaged model's local folder, a local folder as is, or a hub name (checked when loaded)."""
     if name in _PACKAGED_MODELS:
