@@ -638,25 +638,36 @@ def _print_decision(result: dict[str, Any]) -> None:
                       f"{result['mlflow_run_id']}", highlight=False)
 
 
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(help="The MLflow store to read (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this "
+                 "folder); a SQLite store that does not exist is refused, not created."),
+]
+
+
 @app.command()
 def promote(
-    run: Annotated[str, typer.Option("--run", help="The evaluation run whose student to promote.")],
+    run: Annotated[str, typer.Option("--run", help="The evaluation run whose student to promote (its id, or the "
+                                     "first characters of it that status shows).")],
     force: Annotated[bool, typer.Option(help="Promote although the gate failed (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option(help="Why the gate is overridden; recorded on the version.")] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Move the alias `production` to a student whose gate passed; refuse otherwise, listing the reasons."""
     from hibachi_lab import registry
 
-    version = registry.promote(run, force, reason)
+    console.print(f"registry: {registry.tracking_uri(tracking_uri)}", highlight=False)
+    version = registry.promote(run, force, reason, tracking_uri)
     console.print(f"hibachi-student version {version} is now [bold]production[/]")
 
 
 @app.command()
-def status() -> None:
+def status(tracking_uri: TrackingUri = None) -> None:
     """The student registry: versions, gate results, which is production; teacher-student pairs collected."""
     from hibachi_lab import registry
 
-    state = registry.student_status()
+    console.print(f"registry: {registry.tracking_uri(tracking_uri)}", highlight=False)
+    state = registry.student_status(tracking_uri)
     table = Table(title="hibachi-student")
     for column in ("version", "aliases", "gate", "similarity", "facts", "run"):
         table.add_column(column, no_wrap=True)
@@ -668,7 +679,6 @@ def status() -> None:
     production = [row for row in state["versions"] if "production" in row["aliases"]]
     console.print(f"production: version {production[0]['version']} (run {production[0]['run_id']})" if production
                   else "production: none yet (hibachi-lab promote --run RUN_ID)", highlight=False)
-    console.print(f"registry: {registry.tracking_uri()}", highlight=False)
     console.print(f"teacher-student pairs collected: {state['pairs']:,} of the {state['pair_goal']:,} goal "
                   f"({state['pairs'] / state['pair_goal']:.1%})")
 
