@@ -566,7 +566,10 @@ def train_command(
     save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every this many steps.")] = 50,
     packing: Annotated[bool, typer.Option(help="Pack examples into full sequences (best with flash attention).")]
     = False,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT/checkpoints.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT/checkpoints (same model, "
+                                         "dataset and settings only).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Discard the checkpoints of an earlier run in OUT and start over.")]
+    = False,
     backend: Annotated[str | None, typer.Option(help="Force unsloth or peft (default: unsloth where it runs).")]
     = None,
     no_mlflow: NoMlflow = False,
@@ -579,7 +582,8 @@ def train_command(
     if recipe.smoke:
         console.print(f"[yellow]{recipe.name} is a smoke model: a pipeline check, not a student.[/]")
     settings = trainer.TrainSettings(max_steps=max_steps, epochs=epochs, learning_rate=learning_rate,
-                                     save_steps=save_steps, packing=packing, resume=resume, backend=backend)
+                                     save_steps=save_steps, packing=packing, resume=resume, backend=backend,
+                                     overwrite=overwrite)
     result = trainer.train(recipe, load_hardware(hardware), dataset, out, settings, track=not no_mlflow)
     _print_plan(result.plan)
     first, last = (result.losses[0][1], result.losses[-1][1]) if result.losses else (float("nan"),) * 2
@@ -764,7 +768,9 @@ def demo(
 
     console.rule("Step 6: train a smoke student (qwen3-tiny on CPU: a pipeline check, not a student)")
     trained = trainer.train(load_recipe("qwen3-tiny"), load_hardware("laptop-cpu"), out / "dataset",
-                            out / "student", trainer.TrainSettings(max_steps=30, learning_rate=5e-3, save_steps=100))
+                            out / "student",
+                            # The demo redoes its whole job on every run: last time's student is replaced.
+                            trainer.TrainSettings(max_steps=30, learning_rate=5e-3, save_steps=100, overwrite=True))
     console.print(f"trained {trained.global_step} steps, loss {trained.losses[0][1]:.2f} -> "
                   f"{trained.losses[-1][1]:.2f}, adapter in {out / 'student' / 'adapter'}", highlight=False)
 
