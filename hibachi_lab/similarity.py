@@ -159,6 +159,8 @@ class SimilarityEngine:
 
     def __init__(self, config: SimilarityConfig | None = None, cache_dir: str | os.PathLike | None = None):
         self.config = config or SimilarityConfig()
+        self.model = load_model(self.config.model, self.config.device)
+        self.model_key = self._model_key()
         self._memory: dict[bytes, np.ndarray] = {}
         self._disk = (
             EmbeddingCache(Path(cache_dir or default_cache_dir()) / "embeddings.sqlite") if self.config.cache else None
@@ -166,13 +168,7 @@ class SimilarityEngine:
         # How many distinct texts this engine had to run through the model (cache misses).
         self.newly_embedded = 0
 
-    @functools.cached_property
-    def model(self) -> Any:
-        # Loaded on first use: a stage that finds nothing to embed (a queries-only log) never pays for it.
-        return load_model(self.config.model, self.config.device)
-
-    @functools.cached_property
-    def model_key(self) -> str:
+    def _model_key(self) -> str:
         """Cache key of the model: its name or folder, plus how long texts are handled."""
         return (
             f"{self.config.model}|{resolve_model(self.config.model)}|v{_EMBEDDING_VERSION}|{self.config.long_texts}"
