@@ -170,4 +170,4 @@ def test_a_log_with_no_usable_turn_is_bad_input_in_every_stage(tmp_path, command
     assert result.exit_code == 2, result.output
     assert expected in " ".join(result.output.split())
     if kind == "csv":  # refused before reading a line: nothing set aside, nothing written
-        assert not (tmp_path / "out").exists()
+        assert [p.name for p in tmp_path.iterdir()] == [path.name]
