@@ -232,13 +232,13 @@ def replay(
 
 
 def _print_replay(summary: dict[str, Any]) -> None:
+    from hibachi_lab.replay import delta_estimated_note, estimated_flag, savings_text
+
     table = Table(title=f"Replay of {summary['turns']:,} turns")
     table.add_column("")
     labels = list(summary["policies"])
     for label in labels:
         table.add_column(label, justify="right")
-    from hibachi_lab.replay import delta_estimated_note, estimated_flag, savings_text
-
     rows = [
         ("total cost (USD)", lambda p: f"{p['total_cost_usd']:,.4f}{estimated_flag(p)}"),
         ("per 1k turns (USD)", lambda p: f"{p['cost_per_1k_turns']:,.3f}{estimated_flag(p)}"),

@@ -234,7 +234,7 @@ def query_tokens(table: datasets.Dataset | pa.Table, turns: np.ndarray) -> np.nd
     unique, inverse = np.unique(turns, return_inverse=True)
     queries = arrow_table(table)["query"].take(pa.array(unique)).to_pylist()
     counts = np.array([len(ids) for ids in stand_in_tokenizer()(queries, add_special_tokens=False)["input_ids"]])
-    return counts[inverse] if len(unique) else np.zeros(0)
+    return counts[inverse]
 
 
 def estimate_assumption(table: datasets.Dataset | pa.Table, pricing: Pricing) -> str:
@@ -287,8 +287,8 @@ def budget_view(table: datasets.Dataset | pa.Table, cost_usd: pd.Series | np.nda
         projected += (f" (estimated: {estimated_turns:,} of {turns:,} turns have no logged tokens for the model "
                       "picked)")
     if not costed:
-        verdict = (f"no verdict: no turn could be costed (every call is of a model missing from the price table), "
-                   f"so the ${threshold:,.0f} rule cannot be judged")
+        verdict = (f"no verdict: no turn has a cost (calls of models missing from the price table are left "
+                   f"uncharged), so the ${threshold:,.0f} rule cannot be judged")
     elif monthly_projection < threshold:
         verdict = (
             f"stay on APIs: {projected} is below the ${threshold:,.0f} rule. "

@@ -122,6 +122,6 @@ def test_a_log_that_cannot_be_costed_has_no_savings_and_no_infinite_break_even(p
     view = budget_view(table, [float("nan"), float("nan")], pricing)  # every call of an unpriced model
     assert view["savings_vs_all_gpt4"] is None and not view["meets_savings_target"]
     assert view["gpu_server_break_even_turns_per_month"] is None and view["rule_300_trips_at_turns_per_month"] is None
-    assert view["verdict_300_rule"].startswith("no verdict: no turn could be costed")
+    assert view["verdict_300_rule"].startswith("no verdict: no turn has a cost")
     estimated = budget_view(table, [0.002, 0.002], pricing, estimated_turns=2)
     assert "(estimated: 2 of 2 turns have no logged tokens" in estimated["verdict_300_rule"]
