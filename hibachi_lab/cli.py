@@ -145,11 +145,13 @@ def validate(
         Path | None, typer.Option(help="Where to write the bad lines (default: beside the cached table).")
     ] = None,
 ) -> None:
-    """Check log files against the logged-turn format; print counts and problems per field (exit 2 if any)."""
+    """Check log files against the logged-turn format; print counts and problems per field (exit 2 if any, or if
+    no turn is left)."""
     from hibachi_lab import traffic
 
-    result = traffic.read_logs(logs, strict=strict, quarantine_path=quarantine)
+    result = traffic.read_logs(logs, strict=strict, quarantine_path=quarantine, allow_empty=True)
     _print_load_report(result.report, title="Validation")
+    traffic.require_turns(result.report)
     if result.report.rows_quarantined:
         raise typer.Exit(2)
 
@@ -230,35 +232,45 @@ def replay(
 
 
 def _print_replay(summary: dict[str, Any]) -> None:
+    from hibachi_lab.replay import delta_estimated_note, estimated_flag, savings_text
+
     table = Table(title=f"Replay of {summary['turns']:,} turns")
     table.add_column("")
     labels = list(summary["policies"])
     for label in labels:
         table.add_column(label, justify="right")
     rows = [
-        ("total cost (USD)", lambda p: f"{p['total_cost_usd']:,.4f}"),
-        ("per 1k turns (USD)", lambda p: f"{p['cost_per_1k_turns']:,.3f}"),
-        ("monthly projection (USD)", lambda p: f"{p['monthly_projection_usd']:,.2f}"),
-        ("savings vs all-GPT-4", lambda p: f"{p['savings_vs_all_gpt4']:.1%}"),
+        ("total cost (USD)", lambda p: f"{p['total_cost_usd']:,.4f}{estimated_flag(p)}"),
+        ("per 1k turns (USD)", lambda p: f"{p['cost_per_1k_turns']:,.3f}{estimated_flag(p)}"),
+        ("monthly projection (USD)", lambda p: f"{p['monthly_projection_usd']:,.2f}{estimated_flag(p)}"),
+        ("savings vs all-GPT-4", lambda p: f"{savings_text(p)}{estimated_flag(p)}"),
         ("escalation misses", lambda p: f"{p['escalation_misses']:,} / {p['at_risk_turns']:,}"),
         ("share simple/medium/complex", lambda p: " / ".join(f"{v:.0%}" for v in p["share_per_tier"].values())),
-        ("answer similarity to ensemble", lambda p: f"{p['answer_similarity_to_ensemble']['mean']:.3f}"
-         if isinstance(p["answer_similarity_to_ensemble"], dict) and p["answer_similarity_to_ensemble"]["mean"] is not None
-         else "n/a"),
+        ("answer similarity to ensemble", lambda p: _similarity_text(p["answer_similarity_to_ensemble"])),
     ]
     for name, render in rows:
         table.add_row(name, *[render(summary["policies"][label]) for label in labels])
     console.print(table)
     for label in labels:
         console.print(f"{label}: {summary['policies'][label]['verdict_300_rule']}", highlight=False)
+    assumptions = {summary["policies"][label]["cost_estimate_assumption"] for label in labels} - {None}
+    for assumption in assumptions:  # the same log, so one assumption for every policy that needed it
+        console.print(f"costs {assumption}", highlight=False)
     if "ab" in summary:
         ab = summary["ab"]
         low, high = ab["cost_delta_95ci_usd"]
         console.print(
             f"A/B: same tier on {ab['tier_agreement']:.1%} of turns; B - A cost {ab['cost_delta_usd']:+,.4f} USD "
-            f"(95% CI {low:+,.4f} to {high:+,.4f}); escalation misses {ab['escalation_miss_delta']:+d}",
+            f"(95% CI {low:+,.4f} to {high:+,.4f}{delta_estimated_note(ab)}); escalation misses "
+            f"{ab['escalation_miss_delta']:+d}",
             highlight=False,
         )
+
+
+def _similarity_text(similarity: dict[str, Any] | str) -> str:
+    if isinstance(similarity, str):  # why it was not computed
+        return similarity
+    return "n/a" if similarity["mean"] is None else f"{similarity['mean']:.3f}"
 
 
 @app.command()
@@ -291,9 +303,12 @@ def sweep(
     for column in ("value", "ensemble share", "monthly USD", "escalation misses"):
         table.add_column(column, justify="right")
     for point in summary["points"]:
-        table.add_row(f"{point['value']:g}", f"{point['ensemble_share']:.1%}", f"{point['monthly_projection_usd']:,.2f}",
-                      str(point["escalation_misses"]))
+        estimated = " (estimated)" if point["cost_estimated_turns"] else ""
+        table.add_row(f"{point['value']:g}", f"{point['ensemble_share']:.1%}",
+                      f"{point['monthly_projection_usd']:,.2f}{estimated}", str(point["escalation_misses"]))
     console.print(table)
+    if summary["cost_estimate_assumption"]:
+        console.print(f"costs {summary['cost_estimate_assumption']}", highlight=False)
     if "calibrated" in summary:
         console.print(f"calibrated policy: {summary['calibrated']['policy_file']} ({param} = {summary['calibrated']['value']})")
     console.print(f"report: {out / 'report.html'}")
@@ -586,7 +601,10 @@ def train_command(
     save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every this many steps.")] = 50,
     packing: Annotated[bool, typer.Option(help="Pack examples into full sequences (best with flash attention).")]
     = False,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT/checkpoints.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT/checkpoints (same model, "
+                                         "dataset and settings only).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Discard the checkpoints of an earlier run in OUT and start over.")]
+    = False,
     backend: Annotated[str | None, typer.Option(help="Force unsloth or peft (default: unsloth where it runs).")]
     = None,
     no_mlflow: NoMlflow = False,
@@ -599,7 +617,8 @@ def train_command(
     if recipe.smoke:
         console.print(f"[yellow]{recipe.name} is a smoke model: a pipeline check, not a student.[/]")
     settings = trainer.TrainSettings(max_steps=max_steps, epochs=epochs, learning_rate=learning_rate,
-                                     save_steps=save_steps, packing=packing, resume=resume, backend=backend)
+                                     save_steps=save_steps, packing=packing, resume=resume, backend=backend,
+                                     overwrite=overwrite)
     result = trainer.train(recipe, load_hardware(hardware), dataset, out, settings, track=not no_mlflow)
     _print_plan(result.plan)
     first, last = (result.losses[0][1], result.losses[-1][1]) if result.losses else (float("nan"),) * 2
@@ -658,25 +677,36 @@ def _print_decision(result: dict[str, Any]) -> None:
                       f"{result['mlflow_run_id']}", highlight=False)
 
 
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(help="The MLflow store to read (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this "
+                 "folder); a SQLite store that does not exist is refused, not created."),
+]
+
+
 @app.command()
 def promote(
-    run: Annotated[str, typer.Option("--run", help="The evaluation run whose student to promote.")],
+    run: Annotated[str, typer.Option("--run", help="The evaluation run whose student to promote (its id, or the "
+                                     "first characters of it that status shows).")],
     force: Annotated[bool, typer.Option(help="Promote although the gate failed (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option(help="Why the gate is overridden; recorded on the version.")] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Move the alias `production` to a student whose gate passed; refuse otherwise, listing the reasons."""
     from hibachi_lab import registry
 
-    version = registry.promote(run, force, reason)
+    console.print(f"registry: {registry.tracking_uri(tracking_uri)}", highlight=False)
+    version = registry.promote(run, force, reason, tracking_uri)
     console.print(f"hibachi-student version {version} is now [bold]production[/]")
 
 
 @app.command()
-def status() -> None:
+def status(tracking_uri: TrackingUri = None) -> None:
     """The student registry: versions, gate results, which is production; teacher-student pairs collected."""
     from hibachi_lab import registry
 
-    state = registry.student_status()
+    console.print(f"registry: {registry.tracking_uri(tracking_uri)}", highlight=False)
+    state = registry.student_status(tracking_uri)
     table = Table(title="hibachi-student")
     for column in ("version", "aliases", "gate", "similarity", "facts", "run"):
         table.add_column(column, no_wrap=True)
@@ -688,7 +718,6 @@ def status() -> None:
     production = [row for row in state["versions"] if "production" in row["aliases"]]
     console.print(f"production: version {production[0]['version']} (run {production[0]['run_id']})" if production
                   else "production: none yet (hibachi-lab promote --run RUN_ID)", highlight=False)
-    console.print(f"registry: {registry.tracking_uri()}", highlight=False)
     console.print(f"teacher-student pairs collected: {state['pairs']:,} of the {state['pair_goal']:,} goal "
                   f"({state['pairs'] / state['pair_goal']:.1%})")
 
@@ -774,7 +803,9 @@ def demo(
 
     console.rule("Step 6: train a smoke student (qwen3-tiny on CPU: a pipeline check, not a student)")
     trained = trainer.train(load_recipe("qwen3-tiny"), load_hardware("laptop-cpu"), out / "dataset",
-                            out / "student", trainer.TrainSettings(max_steps=30, learning_rate=5e-3, save_steps=100))
+                            out / "student",
+                            # The demo redoes its whole job on every run: last time's student is replaced.
+                            trainer.TrainSettings(max_steps=30, learning_rate=5e-3, save_steps=100, overwrite=True))
     console.print(f"trained {trained.global_step} steps, loss {trained.losses[0][1]:.2f} -> "
                   f"{trained.losses[-1][1]:.2f}, adapter in {out / 'student' / 'adapter'}", highlight=False)
 

@@ -2,8 +2,10 @@
 
 A turn routed where production routed it costs what its logged tokens cost. A turn a policy
 sends elsewhere costs that provider's logged tokens when a shadow answer exists
-(``cost_source = "shadow"``), else an estimate from the log's average output length for that
-model and intent (``"estimated"``, and ``cost_estimated`` is true).
+(``cost_source = "shadow"``), else an estimate (``"estimated"``, and ``cost_estimated`` is true):
+the turn's logged prompt tokens, or the query's own token count where the turn logged no usage
+(queries-only exports), and the log's average answer length for that model and intent, or a
+stated default where the log holds no answers. :func:`estimate_assumption` says which.
 """
 
 from __future__ import annotations
@@ -46,12 +48,20 @@ class Budget(StrictConfig):
     gpu_server_monthly_usd: float = 223
 
 
+class Estimate(StrictConfig):
+    """How a call with no logged tokens is costed."""
+
+    # The answer length assumed when the log has no answer of any model to measure (queries-only exports).
+    default_output_tokens: int = Field(150, ge=1)
+
+
 class Pricing(StrictConfig):
     models: dict[str, ModelPrice]
     providers: dict[str, str]
     ensembles: dict[str, list[str]] = Field(default_factory=dict)
     production_unknown_model_fallback: str = "gpt-4-turbo"
     budget: Budget = Budget()
+    estimate: Estimate = Estimate()
 
     @model_validator(mode="after")
     def _references_exist(self) -> Pricing:
@@ -83,7 +93,7 @@ class Pricing(StrictConfig):
 
 
 def response_frame(table: datasets.Dataset | pa.Table) -> pd.DataFrame:
-    """One row per logged response: turn (row number), provider, model, tokens, validity."""
+    """One row per logged response: turn (row number), provider, model, tokens, failure."""
     arrow = arrow_table(table)
     responses = arrow["responses"].combine_chunks()
     flat = pc.list_flatten(responses)
@@ -150,7 +160,7 @@ def routing_costs(
     """Cost of sending each turn to ``providers[i]``: columns ``cost_usd``, ``cost_source``, ``cost_estimated``."""
     arrow = arrow_table(table)
     turns = arrow.num_rows
-    responses = response_frame(arrow)
+    responses = _with_usage(response_frame(arrow))
     responses["cost_usd"], _ = price_responses(responses, pricing, charge_unknown_as)
     intents = pc.struct_field(arrow["labels"], "intent").to_numpy(zero_copy_only=False)
     routed = arrow["routed_provider"].to_numpy(zero_copy_only=False)
@@ -176,7 +186,7 @@ def routing_costs(
     cost = pd.Series(np.where(same_provider, by_provider.reindex(provider_keys).to_numpy(),
                               by_model.reindex(model_keys).to_numpy()))
     # 3) an estimate: this turn's prompt size, the model's average answer length for the intent
-    estimate = _estimate(calls, responses, pricing)
+    estimate = _estimate(calls, responses, arrow, pricing)
     cost = cost.where(logged, estimate)
     calls["cost_usd"] = cost.to_numpy()
     calls["source_rank"] = np.where(logged, np.where(calls["was_routed_here"], 0, 1), 2)
@@ -193,26 +203,65 @@ def routing_costs(
     )
 
 
-def _estimate(calls: pd.DataFrame, responses: pd.DataFrame, pricing: Pricing) -> pd.Series:
+def _with_usage(responses: pd.DataFrame) -> pd.DataFrame:
+    """The responses whose usage was logged: a successful call with 0 tokens in and out is an export that
+    dropped the counts, not a free call, so it is estimated like a call that was never logged."""
+    logged = responses["failed"] | (responses["input_tokens"] > 0) | (responses["output_tokens"] > 0)
+    return responses[logged].reset_index(drop=True)
+
+
+def _estimate(calls: pd.DataFrame, responses: pd.DataFrame, arrow: pa.Table, pricing: Pricing) -> pd.Series:
     answered = responses[~responses["failed"]].copy()
     answered["intent"] = calls.drop_duplicates("turn").set_index("turn")["intent"].reindex(answered["turn"]).to_numpy()
     by_model_intent = answered.groupby(["model", "intent"])["output_tokens"].mean()
     by_model = answered.groupby("model")["output_tokens"].mean()
-    overall = answered["output_tokens"].mean() if len(answered) else 0.0
+    overall = answered["output_tokens"].mean() if len(answered) else pricing.estimate.default_output_tokens
     output = pd.Series(by_model_intent.reindex(pd.MultiIndex.from_frame(calls[["model", "intent"]])).to_numpy())
     output = output.fillna(pd.Series(by_model.reindex(calls["model"]).to_numpy())).fillna(overall)
     prompt = responses.groupby("turn")["input_tokens"].max()
-    input_tokens = pd.Series(prompt.reindex(calls["turn"]).to_numpy())
-    input_tokens = input_tokens.fillna(responses["input_tokens"].mean() if len(responses) else 0.0)
+    input_tokens = pd.Series(prompt.reindex(calls["turn"]).to_numpy(), dtype=float)
+    unlogged = input_tokens.isna().to_numpy()
+    if unlogged.any():
+        input_tokens[unlogged] = query_tokens(arrow, calls["turn"].to_numpy()[unlogged])
     input_price, output_price = _prices(pricing, calls["model"])
     return input_tokens / 1000 * input_price.to_numpy() + output / 1000 * output_price.to_numpy()
+
+
+def query_tokens(table: datasets.Dataset | pa.Table, turns: np.ndarray) -> np.ndarray:
+    """Token counts of the customer messages of ``turns`` (row numbers; repeats are counted once)."""
+    from hibachi_lab.similarity import stand_in_tokenizer
+
+    unique, inverse = np.unique(turns, return_inverse=True)
+    queries = arrow_table(table)["query"].take(pa.array(unique)).to_pylist()
+    counts = np.array([len(ids) for ids in stand_in_tokenizer()(queries, add_special_tokens=False)["input_ids"]])
+    return counts[inverse]
+
+
+def estimate_assumption(table: datasets.Dataset | pa.Table, pricing: Pricing) -> str:
+    """What an estimated cost assumes on this log, in words for the report and the summary."""
+    from hibachi_lab.similarity import STAND_IN_TOKENIZER
+
+    responses = _with_usage(response_frame(table))
+    answers = int((~responses["failed"]).sum())
+    output = (f"the mean length of the log's {answers:,} logged answers of that model and intent (else of that "
+              "model, else of all models)" if answers else
+              f"{pricing.estimate.default_output_tokens} tokens per answer (the stated default, "
+              "pricing estimate.default_output_tokens: the log has no answer with usage to measure)")
+    return ("estimated where no tokens were logged for the model a policy picks: input = the turn's logged prompt "
+            f"tokens, else the customer's message counted with the {STAND_IN_TOKENIZER} tokenizer (system prompt "
+            f"and history not counted, so a lower bound); output = {output}")
 
 
 # --------------------------------------------------------------------------- budget view
 
 
-def budget_view(table: datasets.Dataset | pa.Table, cost_usd: pd.Series | np.ndarray, pricing: Pricing) -> dict[str, Any]:
-    """Daily and monthly totals, alerts, projection, savings against all-GPT-4 and the $300 verdict."""
+def budget_view(table: datasets.Dataset | pa.Table, cost_usd: pd.Series | np.ndarray, pricing: Pricing,
+                estimated_turns: int = 0) -> dict[str, Any]:
+    """Daily and monthly totals, alerts, projection, savings against all-GPT-4 and the $300 verdict.
+
+    ``estimated_turns`` (turns whose cost is an estimate) is said in the verdict. Without any cost to go on
+    (every call uncharged), savings and break-even volumes are None, not 100% and infinity.
+    """
     budget = pricing.budget
     arrow = arrow_table(table)
     cost = pd.Series(np.asarray(cost_usd, dtype=float)).fillna(0.0)
@@ -228,20 +277,28 @@ def budget_view(table: datasets.Dataset | pa.Table, cost_usd: pd.Series | np.nda
     turns_per_month = turns / days_covered * DAYS_PER_MONTH
     cost_per_turn = total / turns if turns else 0.0
     baseline = turns * budget.all_gpt4_cost_per_query_usd
-    savings = 1 - total / baseline if baseline else 0.0
+    costed = total > 0
+    savings = 1 - total / baseline if baseline and costed else None
     threshold = budget.self_host_threshold_monthly_usd
-    rule_turns = threshold / cost_per_turn if cost_per_turn else float("inf")
-    server_break_even_turns = budget.gpu_server_monthly_usd / cost_per_turn if cost_per_turn else float("inf")
-    if monthly_projection < threshold:
+    rule_turns = threshold / cost_per_turn if costed else None
+    server_break_even_turns = budget.gpu_server_monthly_usd / cost_per_turn if costed else None
+    projected = f"projected ${monthly_projection:,.2f}/month"
+    if estimated_turns:
+        projected += (f" (estimated: {estimated_turns:,} of {turns:,} turns have no logged tokens for the model "
+                      "picked)")
+    if not costed:
+        verdict = (f"no verdict: no turn has a cost (calls of models missing from the price table are left "
+                   f"uncharged), so the ${threshold:,.0f} rule cannot be judged")
+    elif monthly_projection < threshold:
         verdict = (
-            f"stay on APIs: projected ${monthly_projection:,.2f}/month is below the ${threshold:,.0f} rule. "
+            f"stay on APIs: {projected} is below the ${threshold:,.0f} rule. "
             f"At ${cost_per_turn * 1000:,.2f} per 1k turns (now {turns_per_month:,.0f} turns/month), a "
             f"~${budget.gpu_server_monthly_usd:,.0f}/month GPU server breaks even at {server_break_even_turns:,.0f} "
             f"turns/month and the ${threshold:,.0f} rule trips at {rule_turns:,.0f}"
         )
     else:
         verdict = (
-            f"rent a GPU server: projected ${monthly_projection:,.2f}/month is above the ${threshold:,.0f} rule, "
+            f"rent a GPU server: {projected} is above the ${threshold:,.0f} rule, "
             f"so a ~${budget.gpu_server_monthly_usd:,.0f}/month server saves "
             f"${monthly_projection - budget.gpu_server_monthly_usd:,.2f}/month"
         )
@@ -257,7 +314,7 @@ def budget_view(table: datasets.Dataset | pa.Table, cost_usd: pd.Series | np.nda
         "months_over_monthly_alert": [m for m, value in monthly.items() if value > budget.monthly_alert_usd],
         "all_gpt4_baseline_usd": baseline,
         "savings_vs_all_gpt4": savings,
-        "meets_savings_target": savings >= budget.target_monthly_savings,
+        "meets_savings_target": savings is not None and savings >= budget.target_monthly_savings,
         "gpu_server_break_even_turns_per_month": server_break_even_turns,
         "rule_300_trips_at_turns_per_month": rule_turns,
         "verdict_300_rule": verdict,

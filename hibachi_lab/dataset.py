@@ -35,10 +35,10 @@ from pydantic import Field, model_validator
 from hibachi_lab import ensemble, registry, traffic
 from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import json_default
+from hibachi_lab.files import atomic_dir, json_default
 from hibachi_lab.pii import LeakChecker, PiiConfig, describe_leaks
 from hibachi_lab.report import Report
-from hibachi_lab.similarity import SimilarityEngine, resolve_model
+from hibachi_lab.similarity import STAND_IN_TOKENIZER, SimilarityEngine, resolve_model, stand_in_tokenizer
 
 log = logging.getLogger(__name__)
 datasets.disable_progress_bars()  # our own reports say what was written
@@ -296,8 +296,8 @@ class TokenCounter:
     def __init__(self, name: str | None):
         from transformers import AutoTokenizer
 
-        self.name = name or f"{resolve_model('all-MiniLM-L6-v2')} (local stand-in)"
-        self.tokenizer = AutoTokenizer.from_pretrained(name or resolve_model("all-MiniLM-L6-v2"))
+        self.name = name or f"{resolve_model(STAND_IN_TOKENIZER)} (local stand-in)"
+        self.tokenizer = AutoTokenizer.from_pretrained(name) if name else stand_in_tokenizer()
         self.templated = name is not None and bool(getattr(self.tokenizer, "chat_template", None))
 
     def count(self, messages: list[dict], tools: list[dict] | None) -> int:
@@ -442,9 +442,7 @@ def _summary(turns_in: int, dropped: Counter, removed: Counter, splits: dict[str
 def _write(out: Path, splits: dict[str, pd.DataFrame], summary: dict[str, Any], config: DatasetConfig,
            track: bool) -> None:
     """Everything into a temporary folder beside ``out``, then swapped in: a failed build leaves no half output."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as staging:
         for name, frame in splits.items():
             (staging / f"{name}.jsonl").write_text(_jsonl(frame), encoding="utf-8")
         digest = hashlib.sha256(b"".join((staging / f"{name}.jsonl").read_bytes() for name in SPLITS)).hexdigest()
@@ -465,10 +463,6 @@ def _write(out: Path, splits: dict[str, pd.DataFrame], summary: dict[str, Any], 
             "title": "My Hibachi assistant SFT (scrubbed)", "id": config.kaggle_id,
             "licenses": [{"name": "other"}],
         }, indent=2), encoding="utf-8")
-        _swap_in(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if track:
         summary["mlflow_run_id"] = _track(out, splits, summary)
         (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
@@ -486,17 +480,6 @@ def _jsonl(frame: pd.DataFrame) -> str:
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out)
 
 
 def _card(summary: dict[str, Any], splits: dict[str, pd.DataFrame]) -> Report:

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hibachi_lab import registry
+from hibachi_lab import registry, traffic
 from hibachi_lab.cost import Pricing, price_responses, response_frame
 from hibachi_lab.files import atomic_path, json_default, write_text_atomic
 from hibachi_lab.report import Report
@@ -125,7 +125,8 @@ def _choose(turn: int, providers: list[str], positions: list[int], matrix: np.nd
 
 def _with_turn_columns(frame: pd.DataFrame, arrow: pa.Table) -> pd.DataFrame:
     """Add the turn's ids, intent, logged tier and production's logged choice."""
-    rows = frame["turn"].to_numpy()
+    # An empty merge leaves "turn" as object dtype, which numpy refuses as an index.
+    rows = frame["turn"].to_numpy(dtype=np.int64)
     labels = arrow["labels"].to_pylist()
     frame.insert(0, "conversation_id", np.asarray(arrow["conversation_id"].to_pylist(), dtype=object)[rows])
     frame.insert(1, "turn_index", arrow["turn_index"].to_numpy()[rows])
@@ -328,6 +329,7 @@ def run_consensus(
     """Replay consensus and write consensus.parquet, summary.json, report.html/md (and an MLflow run)."""
     out = Path(out)
     members = ensemble_members(pricing)
+    traffic.require_answers(table, logs_description, "the consensus replay", members)
     replay = consensus(table, engine, members, min_agreement)
     answer_costs, _ = price_responses(replay.answers, pricing)
     pairs = pair_what_ifs(replay, answer_costs.fillna(0.0))

@@ -103,14 +103,14 @@ def answers_from_adapter(adapter: str | os.PathLike, examples: list[dict], setti
 
 def answers_from_ollama(model: str, examples: list[dict], settings: GenerationSettings) -> dict[str, str]:
     """Ask a model served by Ollama (host from OLLAMA_HOST, as the official client reads it)."""
-    from hibachi_lab.ollama import client
+    from hibachi_lab.ollama import connected
 
-    ollama = client()
     answers = {}
-    for example in examples:
-        response = ollama.chat(model=model, messages=prompt_messages(example),
-                               options={"temperature": settings.temperature, "num_predict": settings.max_new_tokens})
-        answers[example["prompt_id"]] = response.message.content or ""
+    with connected() as ollama:
+        for example in examples:
+            response = ollama.chat(model=model, messages=prompt_messages(example),
+                                   options={"temperature": settings.temperature, "num_predict": settings.max_new_tokens})
+            answers[example["prompt_id"]] = response.message.content or ""
     return answers
 
 

@@ -10,16 +10,18 @@ stop tokens; without them a model rambles on or prints template tokens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import write_text_atomic
+from hibachi_lab.files import atomic_dir
 from hibachi_lab.recipes import ModelRecipe
 
 # Ollama's Go templates for the chat formats of the recipes, and the tokens that end a turn.
@@ -44,16 +46,25 @@ FORMATS = {
     "phi3": (PHI4, ["<|im_end|>", "<|im_start|>", "<|im_sep|>"]),
     "deepseek_r1": (DEEPSEEK_R1, ["<｜end▁of▁sentence｜>", "<｜User｜>"]),
 }
+DEFAULT_HOST = "http://localhost:11434"
 # Architectures whose merged safetensors folder Ollama imports directly.
 OLLAMA_SAFETENSORS = {"Phi3ForCausalLM", "Qwen2ForCausalLM", "LlamaForCausalLM", "GemmaForCausalLM",
                       "Gemma2ForCausalLM", "MistralForCausalLM"}
 
 
-def client() -> Any:
-    """The official client; its host comes from OLLAMA_HOST (default http://localhost:11434)."""
+@contextlib.contextmanager
+def connected() -> Iterator[Any]:
+    """The official client (host from OLLAMA_HOST, else DEFAULT_HOST); a server that cannot be
+    reached while it is in use is bad input naming the host and how to start one, not an internal error."""
     import ollama
 
-    return ollama.Client(host=os.environ.get("OLLAMA_HOST"))
+    client = ollama.Client(host=os.environ.get("OLLAMA_HOST"))
+    try:
+        yield client
+    except ConnectionError:
+        host = os.environ.get("OLLAMA_HOST") or f"{DEFAULT_HOST} (the default: OLLAMA_HOST is not set)"
+        raise BadInput(f"no Ollama server answers at {host}: start one with `ollama serve` (or the desktop app), "
+                       "or set OLLAMA_HOST to where it runs") from None
 
 
 def chat_format(recipe: ModelRecipe) -> tuple[str, list[str]]:
@@ -79,56 +90,60 @@ class Export:
 
 def export(adapter: str | os.PathLike, recipe: ModelRecipe, out: str | os.PathLike, system_prompt: str,
            gguf: bool | None = None) -> Export:
-    """Merge adapter + base into ``out/merged``, convert to GGUF where Ollama needs it, write ``out/Modelfile``."""
+    """Merge adapter + base into ``out/merged``, convert to GGUF where Ollama needs it, write ``out/Modelfile``.
+
+    ``out`` is written whole or not at all: a merged model is gigabytes, and a failed export must not leave one.
+    """
     from peft import PeftConfig, PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     adapter, out = Path(adapter), Path(out)
     if not (adapter / "adapter_config.json").exists():
         raise BadInput(f"{adapter}: no adapter_config.json; pass OUT/adapter from train")
     smoke_base = adapter.parent / "base"
     base = smoke_base if (smoke_base / "config.json").exists() else PeftConfig.from_pretrained(adapter).base_model_name_or_path
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).merge_and_unload()
-    folder = out / "merged"
-    merged.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(adapter).save_pretrained(folder)
-    architecture = merged.config.architectures[0]
+    # Known from the base's config, so a missing converter is reported before the long merge, not after it.
+    architecture = AutoConfig.from_pretrained(base).architectures[0]
     needs_gguf = architecture not in OLLAMA_SAFETENSORS if gguf is None else gguf
-    weights = convert_to_gguf(folder, out / "model.gguf") if needs_gguf else folder
-    path = write_text_atomic(out / "Modelfile", modelfile(str(weights.resolve()), recipe, system_prompt))
-    return Export(out, weights, path, architecture)
+    converter = _converter(architecture) if needs_gguf else None
+    # The Modelfile names the weights where they will be once the staging folder is swapped in.
+    weights = out / "model.gguf" if needs_gguf else out / "merged"
+    with atomic_dir(out) as staging:
+        merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).merge_and_unload()
+        merged.save_pretrained(staging / "merged")
+        AutoTokenizer.from_pretrained(adapter).save_pretrained(staging / "merged")
+        if converter is not None:
+            subprocess.run([sys.executable, str(converter), str(staging / "merged"), "--outfile",
+                            str(staging / weights.name), "--outtype", "q8_0"], check=True)
+        (staging / "Modelfile").write_text(modelfile(str(weights.resolve()), recipe, system_prompt), encoding="utf-8")
+    return Export(out, weights, out / "Modelfile", architecture)
 
 
-def convert_to_gguf(folder: Path, target: Path) -> Path:
-    converter = _converter()
-    if converter is None:
-        raise BadInput(
-            f"{folder} must become GGUF for Ollama (it cannot import this architecture from safetensors), and "
-            "llama.cpp's convert_hf_to_gguf.py was not found: clone https://github.com/ggml-org/llama.cpp, "
-            "`pip install -r llama.cpp/requirements.txt`, and set LLAMA_CPP_DIR to the checkout"
-        )
-    subprocess.run([sys.executable, str(converter), str(folder), "--outfile", str(target), "--outtype", "q8_0"],
-                   check=True)
-    return target
-
-
-def _converter() -> Path | None:
+def _converter(architecture: str) -> Path:
+    """llama.cpp's convert_hf_to_gguf.py (LLAMA_CPP_DIR, or on PATH); bad input saying how to get it when missing."""
     candidates = []
     if os.environ.get("LLAMA_CPP_DIR"):
         candidates.append(Path(os.environ["LLAMA_CPP_DIR"]) / "convert_hf_to_gguf.py")
     found = shutil.which("convert_hf_to_gguf.py")
     if found:
         candidates.append(Path(found))
-    return next((path for path in candidates if path.exists()), None)
+    converter = next((path for path in candidates if path.exists()), None)
+    if converter is None:
+        raise BadInput(
+            f"{architecture} must become GGUF for Ollama (it cannot import this architecture from safetensors), and "
+            "llama.cpp's convert_hf_to_gguf.py was not found: clone https://github.com/ggml-org/llama.cpp, "
+            "`pip install -r llama.cpp/requirements.txt`, and set LLAMA_CPP_DIR to the checkout"
+        )
+    return converter
 
 
 def create(name: str, exported: Export, recipe: ModelRecipe, system_prompt: str) -> list[str]:
     """Upload the weights as blobs and create the model on the Ollama server; returns the uploaded file names."""
-    ollama = client()
     files = [exported.weights] if exported.weights.is_file() else sorted(
         path for path in exported.weights.iterdir() if path.is_file())
-    digests = {path.name: ollama.create_blob(path) for path in files}
     template, stops = chat_format(recipe)
-    ollama.create(model=name, files=digests, template=template, system=system_prompt,
-                  parameters={"temperature": 0, "stop": stops})
+    with connected() as ollama:
+        digests = {path.name: ollama.create_blob(path) for path in files}
+        ollama.create(model=name, files=digests, template=template, system=system_prompt,
+                      parameters={"temperature": 0, "stop": stops})
     return list(digests)

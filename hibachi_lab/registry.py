@@ -14,21 +14,41 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from hibachi_lab.errors import BadInput
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # MLflow rejects longer parameter values.
 _PARAM_LIMIT = 6000
 
 
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+def tracking_uri(override: str | None = None) -> str:
+    """Where runs are read and recorded: ``override`` (a --tracking-uri), else MLFLOW_TRACKING_URI, else the default."""
+    return override or os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a SQLite store (relative to the working folder for ``sqlite:///name.db``)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(urlparse(uri).path if uri.startswith("sqlite:////") else uri.removeprefix("sqlite:///")).resolve()
 
 
 def _artifact_root(uri: str) -> str | None:
     """Artifacts beside a SQLite database rather than in whatever folder the command ran from."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    database = Path(urlparse(uri).path if uri.startswith("sqlite:////") else uri.removeprefix("sqlite:///"))
-    return (database.resolve().parent / "mlartifacts").as_uri()
+    database = _sqlite_path(uri)
+    return (database.parent / "mlartifacts").as_uri() if database else None
+
+
+def existing_store(override: str | None = None) -> str:
+    """The tracking URI to read the registry from; a SQLite store that does not exist is bad input, because
+    opening it would create an empty one and report an empty registry (e.g. when run from another folder)."""
+    uri = tracking_uri(override)
+    database = _sqlite_path(uri)
+    if database is not None and not database.exists():
+        raise BadInput(f"no MLflow store at {uri} ({database} does not exist; the first evaluate, train or replay "
+                       "run creates it): run from the folder you ran them in, or pass --tracking-uri / set "
+                       "MLFLOW_TRACKING_URI to that store")
+    return uri
 
 
 def _experiment_id(client: Any, name: str, uri: str) -> str:
@@ -81,10 +101,10 @@ STUDENT_MODEL = "hibachi-student"
 PAIR_GOAL = 50_000
 
 
-def _client() -> Any:
+def _client(uri: str | None = None) -> Any:
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri())
+    return MlflowClient(uri or tracking_uri())
 
 
 def register_student(run_id: str, artifact_path: str, tags: dict[str, str]) -> str:
@@ -102,15 +122,12 @@ def register_student(run_id: str, artifact_path: str, tags: dict[str, str]) -> s
     return str(version.version)
 
 
-def promote(run_id: str, force: bool = False, reason: str | None = None) -> str:
-    """Move ``production`` to the version evaluated in ``run_id`` if its gate passed (or with a recorded reason)."""
-    from hibachi_lab.errors import BadInput
-
-    client = _client()
-    versions = [v for v in client.search_model_versions(f"name='{STUDENT_MODEL}'") if v.run_id == run_id]
-    if not versions:
-        raise BadInput(f"run {run_id}: no {STUDENT_MODEL} version was registered from it (run `evaluate` first)")
-    version = versions[0]
+def promote(run_id: str, force: bool = False, reason: str | None = None, uri: str | None = None) -> str:
+    """Move ``production`` to the version evaluated in ``run_id`` (or any unique prefix of it, such as the 8
+    characters ``status`` shows) if its gate passed, or with a recorded reason. ``uri``: the store (must exist)."""
+    client = _client(existing_store(uri))
+    version = _version_of_run(client, run_id)
+    run_id = version.run_id
     if version.tags.get("gate_result") != "pass":
         if not force:
             raise BadInput(f"run {run_id} (version {version.version}) failed the promotion gate: "
@@ -124,11 +141,26 @@ def promote(run_id: str, force: bool = False, reason: str | None = None) -> str:
     return str(version.version)
 
 
-def student_status() -> dict[str, Any]:
-    """The registry's versions with their gate results and aliases, and the teacher-student pairs collected."""
+def _version_of_run(client: Any, prefix: str) -> Any:
+    """The latest version registered from the run whose id starts with ``prefix``; bad input when none or several."""
+    if not prefix.strip():
+        raise BadInput("--run: expected a run id (or its first characters, as status shows them)")
+    versions = [v for v in client.search_model_versions(f"name='{STUDENT_MODEL}'") if v.run_id.startswith(prefix)]
+    runs = sorted({v.run_id for v in versions})
+    if not runs:
+        raise BadInput(f"run {prefix}: no {STUDENT_MODEL} version was registered from a run with this id in "
+                       f"{client.tracking_uri} (run `evaluate` first)")
+    if len(runs) > 1:
+        raise BadInput(f"run {prefix}: {len(runs)} evaluated runs start with it ({', '.join(runs)}); give more of the id")
+    return max(versions, key=lambda v: int(v.version))
+
+
+def student_status(uri: str | None = None) -> dict[str, Any]:
+    """The registry's versions with their gate results and aliases, and the teacher-student pairs collected.
+    ``uri``: the store to read (must exist)."""
     from mlflow.exceptions import MlflowException
 
-    client = _client()
+    client = _client(existing_store(uri))
     try:
         model = client.get_registered_model(STUDENT_MODEL)
     except MlflowException:

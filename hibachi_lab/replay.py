@@ -26,16 +26,17 @@ import pyarrow.compute as pc
 import yaml
 
 from hibachi_lab import ensemble, registry
-from hibachi_lab.cost import Pricing, budget_view, routing_costs
+from hibachi_lab.cost import Pricing, budget_view, estimate_assumption, routing_costs
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import atomic_path, json_default, write_text_atomic
 from hibachi_lab.report import Report
 from hibachi_lab.router import TIERS, Policy
 from hibachi_lab.similarity import SimilarityEngine
-from hibachi_lab.traffic import arrow_table
+from hibachi_lab.traffic import answer_count, arrow_table
 
 ESCALATION_SENTIMENT = 0.3
 SIMILARITY_NOT_COMPUTED = "not computed (no similarity engine given)"
+NO_LOGGED_ANSWERS = "not computed: no logged answers"
 WITHHELD = "[withheld from MLflow: the PII leak check found personal data in this query]"
 
 
@@ -66,9 +67,10 @@ def replay_policy(
     charge_unknown_as: str | None = None,
     label: str | None = None,
     env_file: str | os.PathLike | None = None,
-    reference: pd.DataFrame | None = None,
+    reference: pd.DataFrame | str = SIMILARITY_NOT_COMPUTED,
 ) -> PolicyReplay:
-    """One policy on a log; ``reference`` (from :func:`ensemble.similarity_to_consensus`) adds answer similarity."""
+    """One policy on a log; ``reference`` (from :func:`ensemble.similarity_to_consensus`) adds answer similarity,
+    a text says why it was not computed."""
     policy = Policy.from_yaml(policy_path, env_file)
     arrow = arrow_table(table)
     decisions = policy.classify_table(arrow).to_pandas()
@@ -76,7 +78,8 @@ def replay_policy(
     decisions = pd.concat([decisions, costs], axis=1)
     at_risk = escalation_risk(arrow)
     decisions["escalation_miss"] = at_risk & (decisions["tier"] != "complex")
-    budget = budget_view(arrow, decisions["cost_usd"], pricing)
+    estimated = int(decisions["cost_estimated"].sum())
+    budget = budget_view(arrow, decisions["cost_usd"], pricing, estimated)
     logged = arrow["routed_provider"].to_numpy(zero_copy_only=False)
     has_logged = pd.notna(logged)
     turns = len(decisions)
@@ -87,7 +90,8 @@ def replay_policy(
         "share_per_tier": {tier: float((decisions["tier"] == tier).mean()) if turns else 0.0 for tier in TIERS},
         "share_per_provider": decisions["provider"].value_counts(normalize=True).sort_index().to_dict(),
         "cost_per_tier_usd": {tier: float(decisions.loc[decisions["tier"] == tier, "cost_usd"].sum()) for tier in TIERS},
-        "cost_estimated_turns": int(decisions["cost_estimated"].sum()),
+        "cost_estimated_turns": estimated,
+        "cost_estimate_assumption": estimate_assumption(arrow, pricing) if estimated else None,
         "cost_sources": decisions["cost_source"].value_counts().to_dict(),
         "at_risk_turns": int(at_risk.sum()),
         "escalation_misses": int(decisions["escalation_miss"].sum()),
@@ -102,14 +106,14 @@ def replay_policy(
     return PolicyReplay(name, policy, str(policy_path), _sha256(policy_path), decisions, summary)
 
 
-def answer_similarity(providers: pd.Series, reference: pd.DataFrame | None) -> dict[str, Any] | str:
+def answer_similarity(providers: pd.Series, reference: pd.DataFrame | str) -> dict[str, Any] | str:
     """Mean similarity of the answer a policy would send to the ensemble's choice, where that answer was logged.
 
     A turn counts when production logged an answer from the provider the policy picks (the routed
     model plus shadow ensemble answers); sending it to the ensemble scores 1.
     """
-    if reference is None:
-        return SIMILARITY_NOT_COMPUTED
+    if isinstance(reference, str):
+        return reference
     picked = pd.DataFrame({"turn": np.arange(len(providers)), "provider": providers.to_numpy()})
     scored = picked.merge(reference, on=["turn", "provider"], how="inner")
     comparable = reference["turn"].nunique()
@@ -174,6 +178,8 @@ def compare(a: PolicyReplay, b: PolicyReplay) -> dict[str, Any]:
         "cost_delta_95ci_usd": [low, high],
         "cost_delta_per_1k_turns": float(difference.mean() * 1000) if len(difference) else 0.0,
         "escalation_miss_delta": int(db["escalation_miss"].sum() - da["escalation_miss"].sum()),
+        # A difference is as uncertain as either side: the turns where A's or B's cost is an estimate.
+        "cost_delta_estimated_turns": int((da["cost_estimated"] | db["cost_estimated"]).sum()),
     }
 
 
@@ -252,10 +258,15 @@ def run_replay(
     return summary
 
 
-def _reference(arrow: pa.Table, engine: SimilarityEngine | None, pricing: Pricing) -> pd.DataFrame | None:
+def _reference(arrow: pa.Table, engine: SimilarityEngine | None, pricing: Pricing) -> pd.DataFrame | str:
+    """Each logged answer's similarity to the ensemble's choice, or why there is none (the text to report)."""
     if engine is None:
-        return None
-    return ensemble.similarity_to_consensus(arrow, engine, ensemble.ensemble_members(pricing))
+        return SIMILARITY_NOT_COMPUTED
+    members = ensemble.ensemble_members(pricing)
+    if not answer_count(arrow, members):
+        # Queries-only exports are common: routing and costs still replay, similarity has nothing to compare.
+        return f"{NO_LOGGED_ANSWERS} of the ensemble members ({', '.join(members)})"
+    return ensemble.similarity_to_consensus(arrow, engine, members)
 
 
 def _passing_leak_check(queries: pd.Series) -> set[str]:
@@ -316,10 +327,12 @@ def _replay_report(
     header = ["", *[r.label for r in replays]]
     rows = [
         ["policy file", *[r.path for r in replays]],
-        ["total cost (USD)", *[r.summary["total_cost_usd"] for r in replays]],
-        ["cost per 1k turns (USD)", *[r.summary["cost_per_1k_turns"] for r in replays]],
-        ["monthly projection (USD)", *[r.summary["monthly_projection_usd"] for r in replays]],
-        ["savings vs all-GPT-4", *[f"{r.summary['savings_vs_all_gpt4']:.1%}" for r in replays]],
+        ["total cost (USD)", *[f"{r.summary['total_cost_usd']:,.4f}{estimated_flag(r.summary)}" for r in replays]],
+        ["cost per 1k turns (USD)",
+         *[f"{r.summary['cost_per_1k_turns']:,.4f}{estimated_flag(r.summary)}" for r in replays]],
+        ["monthly projection (USD)",
+         *[f"{r.summary['monthly_projection_usd']:,.2f}{estimated_flag(r.summary)}" for r in replays]],
+        ["savings vs all-GPT-4", *[f"{savings_text(r.summary)}{estimated_flag(r.summary)}" for r in replays]],
         ["escalation misses", *[f"{r.summary['escalation_misses']} of {r.summary['at_risk_turns']} at-risk turns" for r in replays]],
         ["turns with estimated cost", *[r.summary["cost_estimated_turns"] for r in replays]],
         ["agreement with logged routing", *[_share(r.summary["agreement_with_logged_routing"]) for r in replays]],
@@ -329,6 +342,10 @@ def _replay_report(
          *[_similarity_cell(r.summary["answer_similarity_to_ensemble"]) for r in replays]],
     ] + [[f"share {tier}", *[f"{r.summary['share_per_tier'][tier]:.1%}" for r in replays]] for tier in TIERS]
     report.table(header, rows)
+    for replay in replays:
+        if replay.summary["cost_estimate_assumption"]:
+            report.paragraph(f"{replay.label}: costs of {replay.summary['cost_estimated_turns']:,} of "
+                             f"{replay.summary['turns']:,} turns are {replay.summary['cost_estimate_assumption']}.")
     report.heading("The $300 rule")
     for replay in replays:
         report.paragraph(f"{replay.label}: {replay.summary['verdict_300_rule']}.")
@@ -347,7 +364,8 @@ def _replay_report(
         low, high = ab["cost_delta_95ci_usd"]
         report.paragraph(
             f"Same tier on {ab['tier_agreement']:.1%} of turns, same provider on {ab['provider_agreement']:.1%}. "
-            f"B costs {ab['cost_delta_usd']:+,.4f} USD against A (95% paired-bootstrap interval {low:+,.4f} to {high:+,.4f}); "
+            f"B costs {ab['cost_delta_usd']:+,.4f} USD against A (95% paired-bootstrap interval {low:+,.4f} to {high:+,.4f}"
+            f"{delta_estimated_note(ab)}); "
             f"escalation misses change by {ab['escalation_miss_delta']:+d}."
         )
         report.figure(_heatmap(ab), "confusion", f"Tiers: {ab['a']} (rows) vs {ab['b']} (columns)")
@@ -361,6 +379,24 @@ def _replay_report(
             ],
         )
     return report
+
+
+def estimated_flag(summary: dict[str, Any]) -> str:
+    """What to write beside a cost: whether (or how much of) it is an estimate rather than logged usage."""
+    estimated, turns = summary["cost_estimated_turns"], summary["turns"]
+    if not estimated:
+        return ""
+    return " (estimated)" if estimated == turns else f" ({estimated / turns:.0%} of turns estimated)"
+
+
+def delta_estimated_note(ab: dict[str, Any]) -> str:
+    estimated = ab["cost_delta_estimated_turns"]
+    return f"; estimated on {estimated:,} turns" if estimated else ""
+
+
+def savings_text(summary: dict[str, Any]) -> str:
+    savings = summary["savings_vs_all_gpt4"]
+    return "n/a (nothing could be costed)" if savings is None else f"{savings:.1%}"
 
 
 def _similarity_cell(similarity: dict[str, Any] | str) -> str:
@@ -474,13 +510,15 @@ def run_sweep(
         policy = with_parameter(base, parameter, value)
         decisions = policy.classify_table(arrow).to_pandas()
         costs = routing_costs(arrow, decisions["provider"].to_numpy(), pricing)
-        budget = budget_view(arrow, costs["cost_usd"], pricing)
+        estimated = int(costs["cost_estimated"].sum())
+        budget = budget_view(arrow, costs["cost_usd"], pricing, estimated)
         misses = int((at_risk & (decisions["tier"] != "complex")).sum())
         points.append({
             "value": value,
             "ensemble_share": float((decisions["provider"] == policy.providers.complex).mean()),
             "monthly_projection_usd": budget["monthly_projection_usd"],
             "total_cost_usd": budget["total_cost_usd"],
+            "cost_estimated_turns": estimated,
             "escalation_misses": misses,
             # Missing an escalation is the costly error, so coverage is the quality calibration optimises.
             "escalation_coverage": 1 - misses / at_risk.sum() if at_risk.any() else 1.0,
@@ -493,8 +531,10 @@ def run_sweep(
     summary: dict[str, Any] = {"policy": base.name, "parameter": parameter, "production_value": production_value,
                                "quality": "escalation coverage: the share of complaints and upset customers "
                                           "that reach the complex tier"
-                                          + ("" if reference is not None else f"; answer similarity {SIMILARITY_NOT_COMPUTED}"),
-                               "points": points}
+                                          + (f"; answer similarity {reference}" if isinstance(reference, str) else ""),
+                               "points": points,
+                               "cost_estimate_assumption": estimate_assumption(arrow, pricing)
+                               if any(point["cost_estimated_turns"] for point in points) else None}
     chosen = _calibrate(points, target_monthly_usd, target_ensemble_share)
     if chosen is not None:
         calibrated = with_parameter(base, parameter, chosen["value"])
@@ -533,6 +573,8 @@ def _sweep_report(summary: dict[str, Any]) -> Report:
     points = pd.DataFrame(summary["points"])
     report = Report(f"Sweep of {summary['parameter']} on {summary['policy']}")
     report.paragraph(f"Quality here is {summary['quality']}. Production value: {summary['production_value']}.")
+    if summary["cost_estimate_assumption"]:
+        report.paragraph(f"Costs in cost_estimated_turns are {summary['cost_estimate_assumption']}.")
     for x, label, name in (("ensemble_share", "share of turns sent to the ensemble", "cost_quality_share"),
                            ("monthly_projection_usd", "projected monthly cost (USD)", "cost_quality_dollars")):
         fig, axis = plt.subplots(figsize=(6, 3.6))

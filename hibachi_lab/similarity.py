@@ -15,6 +15,7 @@ Ensemble consensus, near-duplicate removal and the student-vs-teacher gate all c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -98,6 +99,18 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+# The packaged model whose tokenizer counts tokens where the real model's is not at hand.
+STAND_IN_TOKENIZER = "all-MiniLM-L6-v2"
+
+
+@functools.cache
+def stand_in_tokenizer() -> Any:
+    """A local word-piece tokenizer (loads offline): token counts close to the providers' for English text."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(STAND_IN_TOKENIZER))
 
 
 def resolve_model(name: str) -> str:

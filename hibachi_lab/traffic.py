@@ -475,15 +475,18 @@ def read_logs(
     strict: bool = False,
     quarantine_path: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
+    allow_empty: bool = False,
 ) -> LoadResult:
     """Load logged turns (``.jsonl``, ``.jsonl.gz``, ``.parquet``) into a memory-mapped Dataset.
 
     Every line is validated. With ``strict`` the first bad line raises :class:`BadInput`
     (``file:line: field: what was expected``); otherwise bad lines go to ``quarantine_path``
     (by default beside the cached Arrow file) and are counted in the report. Duplicate
-    ``(conversation_id, turn_index)`` pairs keep the first occurrence.
+    ``(conversation_id, turn_index)`` pairs keep the first occurrence. No turn loaded (an empty
+    file, or every line set aside) is bad input unless ``allow_empty`` (then see :func:`require_turns`).
     """
     files = expand_paths(paths)
+    _require_log_files(files)
     seen_turns: set[tuple[str, int]] = set()
 
     def parse_source(path: Path) -> Iterator[_SourceLine]:
@@ -502,7 +505,7 @@ def read_logs(
         seen_turns.add(key)
 
     return _load(
-        "turns", files, parse_source, duplicate_check, TURN_SCHEMA, strict, quarantine_path, cache_dir
+        "turns", files, parse_source, duplicate_check, TURN_SCHEMA, strict, quarantine_path, cache_dir, allow_empty
     )
 
 
@@ -520,7 +523,8 @@ def read_usage_csv(
 ) -> LoadResult:
     """Load a CSV export of production's ``ai.usage_tracking`` table (for cost-only analyses)."""
     files = expand_paths(paths)
-    return _load("usage", files, lambda path: _csv_rows(path), None, USAGE_SCHEMA, strict, quarantine_path, cache_dir)
+    return _load("usage", files, lambda path: _csv_rows(path), None, USAGE_SCHEMA, strict, quarantine_path, cache_dir,
+                 allow_empty=False)
 
 
 def _load(
@@ -532,6 +536,7 @@ def _load(
     strict: bool,
     quarantine_path: str | os.PathLike | None,
     cache_dir: str | os.PathLike | None,
+    allow_empty: bool,
 ) -> LoadResult:
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
@@ -558,6 +563,8 @@ def _load(
         log.warning(
             "%d of %d lines set aside (quarantined) in %s", report.rows_quarantined, report.lines_read, target
         )
+    if not allow_empty:
+        require_turns(report)
     dataset = datasets.Dataset.from_file(str(arrow_path))
     return LoadResult(dataset, report)
 
@@ -610,6 +617,56 @@ def _build(
         if rows:
             flush()
     return report
+
+
+# --------------------------------------------------------------------------- the guard every stage uses
+
+LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+
+
+def _require_log_files(files: list[Path]) -> None:
+    """Refuse a file that is not a turn log before reading a line of it (so no quarantine file is written)."""
+    for path in files:
+        if not path.name.endswith(LOG_SUFFIXES):
+            kind = "a CSV file" if path.name.lower().endswith((".csv", ".csv.gz")) else (
+                f"a {''.join(path.suffixes) or 'suffixless'} file")
+            hint = " (a usage_tracking CSV export loads with traffic.read_usage_csv)" if kind == "a CSV file" else ""
+            raise BadInput(f"{path}: {kind}, not a turn log: expected {', '.join(LOG_SUFFIXES)}{hint}")
+
+
+def require_turns(report: LoadReport) -> None:
+    """No turn to work on (an empty file, or every line set aside) is bad input, with what was set aside and where."""
+    if report.rows_loaded:
+        return
+    files = ", ".join(report.files)
+    if not report.lines_read:
+        raise BadInput(f"{files}: empty: no logged turn to work on")
+    by_field = ", ".join(f"{field} {count:,}" for field, count in report.quarantined_by_field.items())
+    raise BadInput(f"{files}: no valid turn: all {report.rows_quarantined:,} lines were set aside "
+                   f"(problems per field: {by_field}; see {report.quarantine_file})")
+
+
+def answer_count(table: datasets.Dataset | pa.Table, providers: Iterable[str] | None = None) -> int:
+    """How many usable answers (some content, no error) the log holds, of ``providers`` when given."""
+    import pyarrow.compute as pc
+
+    responses = pc.list_flatten(arrow_table(table)["responses"])
+    content = pc.utf8_trim_whitespace(pc.struct_field(responses, "content"))
+    usable = pc.and_(pc.greater(pc.utf8_length(content), 0), pc.is_null(pc.struct_field(responses, "error")))
+    if providers is not None:
+        usable = pc.and_(usable, pc.is_in(pc.struct_field(responses, "provider"), pa.array(list(providers))))
+    return int(pc.sum(pc.fill_null(usable, False)).as_py() or 0)
+
+
+def require_answers(table: datasets.Dataset | pa.Table, source: str, stage: str,
+                    providers: Iterable[str] | None = None) -> None:
+    """A stage that cannot work without logged answers refuses a log that has none (queries only)."""
+    providers = list(providers) if providers is not None else None
+    if answer_count(table, providers):
+        return
+    whose = f" of {', '.join(providers)}" if providers else ""
+    raise BadInput(f"{source or 'input'}: {stage} needs logged answers{whose}, and none of its "
+                   f"{arrow_table(table).num_rows:,} turns has one (responses empty or all failed)")
 
 
 def _quarantine(stream: io.TextIOBase, problem: Problem, raw: str) -> None:

@@ -67,6 +67,7 @@ class TrainSettings:
     seed: int = 2026
     resume: bool = False
     backend: str | None = None
+    overwrite: bool = False  # discard the checkpoints of another run in the output folder
 
 
 @dataclass
@@ -109,11 +110,12 @@ def prepare_examples(split: Any, recipe: ModelRecipe) -> Any:
     return split.map(adjust, desc=None)
 
 
-def load_model(recipe: ModelRecipe, plan: Plan, out: Path, texts: list[str]) -> tuple[Any, Any]:
+def load_model(recipe: ModelRecipe, plan: Plan, out: Path, texts: list[str], resuming: bool) -> tuple[Any, Any]:
     """The base model and tokenizer: a smoke model (saved under out/base, reused on resume) or the recipe's."""
     if recipe.smoke:
         base = out / "base"
-        if (base / "config.json").exists():
+        # Only a resumed run may reuse it: a fresh run's checkpoints must start from its own random init.
+        if resuming and (base / "config.json").exists():
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             return AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
@@ -205,12 +207,9 @@ def prepare(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | o
         _require_cuda(hardware)
     train_split, eval_split, summary = load_splits(dataset_dir)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoints = out / "checkpoints"
-    resume_from = last_checkpoint(checkpoints) if settings.resume else None
-    if settings.resume and resume_from is None:
-        raise BadInput(f"--resume: no checkpoint under {checkpoints} to continue from")
+    resume_from = claim_output(out, run_identity(recipe, hardware, plan, summary, settings), settings)
     texts = [m["content"] or "" for example in train_split for m in example["messages"]]
-    model, tokenizer = load_model(recipe, plan, out, texts)
+    model, tokenizer = load_model(recipe, plan, out, texts, resuming=resume_from is not None)
     train_split, eval_split = prepare_examples(train_split, recipe), prepare_examples(eval_split, recipe)
     peft_config = None if plan.backend == "unsloth" else LoraConfig(
         r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
@@ -264,6 +263,53 @@ def _peak_memory_gb() -> float:
     except ImportError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+# Beside the checkpoints: what they were trained from, so --resume can check it continues the same run.
+RUN_RECORD = "run.json"
+
+
+def run_identity(recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan, summary: dict,
+                 settings: TrainSettings) -> dict[str, Any]:
+    """What a checkpoint's training depends on. Not max_steps or save_steps: a resumed run may go further."""
+    return {"recipe": recipe.name, "dataset_digest": summary.get("digest"), "hardware": hardware.name,
+            "backend": plan.backend, "learning_rate": settings.learning_rate, "epochs": settings.epochs,
+            "packing": settings.packing, "seed": settings.seed}
+
+
+def claim_output(out: Path, identity: dict[str, Any], settings: TrainSettings) -> Path | None:
+    """Make ``out`` this run's: the checkpoint to resume from (same run only), or a clean start. Another run's
+    checkpoints are never mixed in nor silently lost: they need --resume (checked) or --overwrite."""
+    checkpoints = out / "checkpoints"
+    record = checkpoints / RUN_RECORD
+    if settings.resume and settings.overwrite:
+        raise BadInput("--resume continues the run in OUT and --overwrite discards it: give one of them")
+    last = last_checkpoint(checkpoints)
+    recorded = json.loads(record.read_text()) if record.exists() else None
+    if settings.overwrite:
+        # The smoke base is part of the old run too (its random init).
+        for folder in (checkpoints, out / "base"):
+            shutil.rmtree(folder, ignore_errors=True)
+        last = None
+    elif settings.resume:
+        if last is None:
+            raise BadInput(f"--resume: no checkpoint under {checkpoints} to continue from")
+        if recorded is None:
+            raise BadInput(f"--resume: {checkpoints} has no {RUN_RECORD} saying what its checkpoints were trained "
+                           "from (an older hibachi-lab wrote them), so continuing them cannot be checked; start over "
+                           "with --overwrite")
+        differences = [f"{key} {recorded.get(key)!r}, not {value!r}" for key, value in identity.items()
+                       if recorded.get(key) != value]
+        if differences:
+            raise BadInput(f"--resume: the checkpoints in {checkpoints} belong to another run ({'; '.join(differences)}); "
+                           "resume with the same settings, or use --overwrite or another --out to start a new run")
+    elif last is not None:
+        trained = (f"{recorded['recipe']} on dataset {recorded['dataset_digest']}" if recorded
+                   else "a run of an older hibachi-lab")
+        raise BadInput(f"{out}: holds the checkpoints of another run ({trained}, up to {last.name}); pass --resume to "
+                       "continue it, --overwrite to discard them and start over, or another --out")
+    write_text_atomic(record, json.dumps(identity, indent=2))
+    return last
 
 
 def last_checkpoint(folder: Path) -> Path | None:

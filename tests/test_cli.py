@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
+from hibachi_lab import REPO_ROOT
 from hibachi_lab.cli import app
 
 runner = CliRunner()
@@ -137,3 +139,35 @@ def test_demo_runs_every_landed_stage_on_the_sample(tmp_path):
     assert summary["evaluation"]["passed"] is False  # a smoke model is no student
     assert summary["evaluation"]["registered_version"]
     assert "Demo summary" in result.output and "escalation misses" in result.output
+
+
+def _not_a_usable_log(kind: str, folder) -> tuple:
+    """(path, what the error must say) for an empty log, a log whose every line is bad, and a CSV."""
+    if kind == "empty":
+        path = folder / "empty.jsonl"
+        path.write_text("")
+        return path, f"{path}: empty: no logged turn to work on"
+    if kind == "all bad":
+        path = folder / "bad.jsonl"
+        path.write_text('{"query": "hi"}\n[1, 2]\n')
+        return path, f"{path}: no valid turn: all 2 lines were set aside"
+    path = folder / "usage.csv"
+    path.write_text("conversation_id,model,input_tokens\nc1,gpt-4o,10\n")
+    return path, f"{path}: a CSV file, not a turn log"
+
+
+@pytest.mark.parametrize("kind", ["empty", "all bad", "csv"])
+@pytest.mark.parametrize("command", [
+    ["replay", "--policy", str(REPO_ROOT / "configs" / "router" / "seed.yaml")], ["consensus"], ["build-dataset"],
+    ["validate"], ["summarize"],
+])
+def test_a_log_with_no_usable_turn_is_bad_input_in_every_stage(tmp_path, command, kind):
+    path, expected = _not_a_usable_log(kind, tmp_path)
+    out = [] if command[0] in ("validate", "summarize") else ["--out", str(tmp_path / "out"), "--no-mlflow"]
+
+    result = run(command[0], str(path), *command[1:], *out)
+
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split())
+    if kind == "csv":  # refused before reading a line: nothing set aside, nothing written
+        assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from hibachi_lab import traffic
-from hibachi_lab.cost import Pricing, budget_view, routing_costs
+from hibachi_lab.cost import Pricing, budget_view, estimate_assumption, routing_costs
 
 
 def response(provider, model, tokens_in, tokens_out, error=None, content="ok"):
@@ -94,3 +94,34 @@ def test_pricing_config_references_are_checked(tmp_path):
     bad.write_text("models: {gpt-4o: {input_per_1k: 0.005, output_per_1k: 0.015}}\nproviders: {gpt4o: gpt-5}\n")
     with pytest.raises(BadInput, match="providers.gpt4o names model 'gpt-5'"):
         Pricing.from_yaml(bad)
+
+
+def test_a_turn_without_logged_usage_is_estimated_from_its_query_and_a_stated_answer_length(pricing):
+    # "what are your hours" is 4 word pieces; no answer anywhere in the log: the default answer length
+    queries_only = traffic.turns_table([turn(0, None, []).model_copy(update={"query": "what are your hours"})])
+    costs = routing_costs(queries_only, ["mistral_small"], pricing)
+    default = pricing.estimate.default_output_tokens
+    assert costs["cost_usd"][0] == pytest.approx(4 / 1000 * 0.001 + default / 1000 * 0.003)
+    assert costs["cost_source"][0] == "estimated" and costs["cost_estimated"][0]
+    assert f"{default} tokens per answer (the stated default" in estimate_assumption(queries_only, pricing)
+
+
+def test_the_typical_answer_length_comes_from_the_log_when_it_has_answers(pricing):
+    answered = turn(0, "mistral_small", [response("mistral_small", "mistral-small", 500, 40)])
+    # An export that dropped the counts (0 in, 0 out on a successful call) is not a free call.
+    dropped_counts = turn(1, "mistral_small", [response("mistral_small", "mistral-small", 0, 0)])
+    table = traffic.turns_table([answered, dropped_counts.model_copy(update={"query": "what are your hours"})])
+    costs = routing_costs(table, ["mistral_small", "mistral_small"], pricing)
+    assert costs["cost_usd"][1] == pytest.approx(4 / 1000 * 0.001 + 40 / 1000 * 0.003)
+    assert list(costs["cost_source"]) == ["logged", "estimated"]
+    assert "mean length of the log's 1 logged answers" in estimate_assumption(table, pricing)
+
+
+def test_a_log_that_cannot_be_costed_has_no_savings_and_no_infinite_break_even(pricing):
+    table = traffic.turns_table([turn(i, "mistral_small", []) for i in range(2)])
+    view = budget_view(table, [float("nan"), float("nan")], pricing)  # every call of an unpriced model
+    assert view["savings_vs_all_gpt4"] is None and not view["meets_savings_target"]
+    assert view["gpu_server_break_even_turns_per_month"] is None and view["rule_300_trips_at_turns_per_month"] is None
+    assert view["verdict_300_rule"].startswith("no verdict: no turn has a cost")
+    estimated = budget_view(table, [0.002, 0.002], pricing, estimated_turns=2)
+    assert "(estimated: 2 of 2 turns have no logged tokens" in estimated["verdict_300_rule"]

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from hibachi_lab import ensemble, registry, traffic
 from hibachi_lab.cli import DEFAULT_PRICING, app
 from hibachi_lab.cost import Pricing
+from hibachi_lab.errors import BadInput
 
 MEMBERS = ["gpt4o", "claude", "mistral"]
 MODELS = {"gpt4o": "gpt-4o", "claude": "claude-3-5-sonnet", "mistral": "mistral-large-2"}
@@ -141,3 +142,19 @@ def test_pairs_cost_less_than_the_full_ensemble(engine, small_turns):
     for pair in pairs:
         assert 0 < pair["cost_share_of_full_ensemble"] < 1
         assert 0 <= pair["same_pick_as_full_ensemble"] <= 1
+
+
+def test_a_log_without_member_answers_gives_an_empty_replay_and_the_command_refuses_it(engine, tmp_path):
+    single_model = turn(1, {}, routed_provider="mistral_small") | {
+        "responses": [{"provider": "mistral_small", "model": "mistral-small", "content": "We open at 10.",
+                       "input_tokens": 90, "output_tokens": 8}]}
+    table = traffic.turns_table([traffic.LoggedTurn.model_validate(t) for t in (single_model, turn(2, {}))])
+
+    replayed = ensemble.consensus(table, engine, MEMBERS)  # what build-dataset asks for a teacher answer
+    assert replayed.turns.empty and replayed.skipped_turns == 2
+
+    with pytest.raises(BadInput, match=r"log.jsonl: the consensus replay needs logged answers of gpt4o, claude, "
+                                       r"mistral, and none of its 2 turns has one"):
+        ensemble.run_consensus(table, tmp_path, engine, Pricing.from_yaml(DEFAULT_PRICING), track=False,
+                               logs_description="log.jsonl")
+    assert not (tmp_path / "summary.json").exists()

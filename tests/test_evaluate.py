@@ -229,6 +229,34 @@ def test_qwen3_needs_gguf_and_says_how_to_get_the_converter(built, tmp_path, mon
                                  str(tmp_path / "export")])
     assert result.exit_code == 2
     assert "convert_hf_to_gguf.py" in result.output and "LLAMA_CPP_DIR" in " ".join(result.output.split())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # no merged model left behind
+
+    # A converter that fails half-way: the previous export stays as it was, and nothing else is left.
+    previous = tmp_path / "export" / "Modelfile"
+    previous.parent.mkdir()
+    previous.write_text("FROM the-previous-export\n")
+    llama_cpp = tmp_path / "llama.cpp"
+    llama_cpp.mkdir()
+    (llama_cpp / "convert_hf_to_gguf.py").write_text("raise SystemExit('out of disk space')\n")
+    monkeypatch.setenv("LLAMA_CPP_DIR", str(llama_cpp))
+    failed = runner.invoke(app, ["ollama-export", str(run / "adapter"), "--model", "qwen3-tiny", "--out",
+                                 str(tmp_path / "export")])
+    assert failed.exit_code == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["export", "llama.cpp", "run"]
+    assert [path.name for path in previous.parent.iterdir()] == ["Modelfile"]
+    assert previous.read_text() == "FROM the-previous-export\n"
+
+
+def test_evaluate_against_an_ollama_server_that_is_not_running_says_how_to_start_it(built, tmp_path, monkeypatch):
+    out, _ = built
+    nobody = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("OLLAMA_HOST", nobody)
+    result = runner.invoke(app, ["evaluate", "--dataset", str(out), "--ollama", "hibachi-student", "--out",
+                                 str(tmp_path / "eval"), "--no-mlflow"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"no Ollama server answers at {nobody}: start one with `ollama serve`" in message
+    assert not (tmp_path / "eval").exists()
 
 
 def _free_port() -> int:

@@ -174,3 +174,56 @@ def test_answer_similarity_is_one_when_every_turn_goes_to_the_ensemble(tmp_path,
     # The seed router sends most of those turns to a single model, whose answers differ from the ensemble's.
     assert 0 < seed["mean"] < 1
     assert seed["turns_scored"] <= seed["turns_with_an_ensemble_choice"]
+
+
+def write_queries_only_log(path: Path, turns: int) -> list[dict]:
+    """A log as many real exports are: customer messages and their metadata, no responses, no usage."""
+    rng = np.random.default_rng(3)
+    words = ["what", "are", "your", "hours", "book", "a", "party", "for", "12", "cancel", "refund", "very",
+             "disappointed", "price", "per", "adult", "facebook", "change", "date", "issue", "thanks"]
+    objects = [{"conversation_id": f"c{i}", "turn_index": 0,
+                "timestamp": f"2026-09-{1 + i % 28:02d}T{10 + i % 9}:00:00-07:00",
+                "query": " ".join(rng.choice(words, size=rng.integers(2, 14))),
+                "customer_sentiment": round(float(rng.random()), 2)} for i in range(turns)]
+    path.write_text("".join(json.dumps(obj) + "\n" for obj in objects), encoding="utf-8")
+    return objects
+
+
+def test_a_queries_only_log_replays_and_says_why_answer_similarity_is_missing(tmp_path):
+    log = tmp_path / "queries.jsonl"
+    write_queries_only_log(log, 60)
+
+    result = CliRunner().invoke(app, ["replay", str(log), "--policy", str(SEED), "--vs", str(WORD), "--out",
+                                      str(tmp_path / "out"), "--no-mlflow"])
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for policy in summary["policies"].values():
+        assert policy["answer_similarity_to_ensemble"] == (
+            "not computed: no logged answers of the ensemble members (gpt4o, claude, mistral)")
+    assert "not computed: no logged answers" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_queries_only_log_of_20000_turns_replays_with_exact_decisions_and_flagged_estimated_costs(tmp_path):
+    log = tmp_path / "queries.jsonl"
+    turns = write_queries_only_log(log, 20_000)
+
+    result = CliRunner().invoke(app, ["replay", str(log), "--policy", str(SEED), "--out", str(tmp_path / "out"),
+                                      "--no-mlflow"])
+
+    assert result.exit_code == 0, result.output
+    decisions = pd.read_parquet(tmp_path / "out" / "decisions.parquet")
+    seed = Policy.from_yaml(SEED)
+    assert decisions["tier"].tolist() == [seed.classify(t["query"], sentiment=t["customer_sentiment"]).tier
+                                          for t in turns]
+    assert decisions["cost_estimated"].all() and (decisions["cost_usd"] > 0).all()
+    policy = json.loads((tmp_path / "out" / "summary.json").read_text())["policies"]["seed"]
+    assert policy["cost_estimated_turns"] == 20_000 and policy["total_cost_usd"] > 0
+    assert 0 < policy["savings_vs_all_gpt4"] < 1
+    assert 0 < policy["gpu_server_break_even_turns_per_month"] < float("inf")
+    assert "150 tokens per answer (the stated default" in policy["cost_estimate_assumption"]
+    assert "(estimated: 20,000 of 20,000 turns have no logged tokens" in policy["verdict_300_rule"]
+    output = " ".join(result.output.split())
+    assert "(estimated)" in output and "costs estimated where no tokens were logged" in output
+    assert "inf" not in output.replace("information", "")
+    assert "150 tokens per answer" in (tmp_path / "out" / "report.md").read_text()

@@ -171,3 +171,48 @@ def test_unsloth_backend_trains_a_few_steps(memorisation_set, tmp_path):
     result = train.train(recipe, load_hardware("colab-t4"), memorisation_set, tmp_path / "run",
                          train.TrainSettings(max_steps=2, backend="unsloth"), track=False)
     assert result.global_step == 2
+
+
+def test_an_output_folder_with_another_runs_checkpoints_needs_resume_or_overwrite(memorisation_set, tmp_path):
+    out = tmp_path / "run"
+    recipe = load_recipe("qwen3-tiny")
+    train.train(recipe, CPU, memorisation_set, out, train.TrainSettings(max_steps=2, save_steps=1), track=False)
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+
+    reused = runner.invoke(app, ["train", "--model", "qwen3-tiny", "--hardware", "laptop-cpu", "--dataset",
+                                 str(memorisation_set), "--out", str(out), "--max-steps", "1", "--no-mlflow"])
+    assert reused.exit_code == 2
+    assert (f"{out}: holds the checkpoints of another run (qwen3-tiny on dataset "
+            in " ".join(reused.output.split()))
+    assert "pass --resume to continue it, --overwrite to discard them" in " ".join(reused.output.split())
+
+    train.train(recipe, CPU, memorisation_set, out,
+                train.TrainSettings(max_steps=1, save_steps=1, learning_rate=1e-3, overwrite=True), track=False)
+    assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]  # the old ones are gone
+
+
+def test_resume_refuses_checkpoints_of_another_model_dataset_or_settings(memorisation_set, tmp_path):
+    import json
+    import shutil
+
+    out = tmp_path / "run"
+    train.train(load_recipe("qwen3-tiny"), CPU, memorisation_set, out, train.TrainSettings(max_steps=1, save_steps=1),
+                track=False)
+    recorded = json.loads((out / "checkpoints" / train.RUN_RECORD).read_text())
+    assert recorded["recipe"] == "qwen3-tiny" and recorded["learning_rate"] == 2e-4
+    other_data = tmp_path / "other-dataset"
+    shutil.copytree(memorisation_set, other_data)
+    summary = json.loads((other_data / "summary.json").read_text())
+    (other_data / "summary.json").write_text(json.dumps(summary | {"digest": "0" * 64}))
+
+    resume = train.TrainSettings(max_steps=2, resume=True)
+    for recipe, dataset, settings, difference in [
+        ("phi3-tiny", memorisation_set, resume, "recipe 'qwen3-tiny', not 'phi3-tiny'"),
+        ("qwen3-tiny", other_data, resume, f"dataset_digest {recorded['dataset_digest']!r}, not '{'0' * 64}'"),
+        ("qwen3-tiny", memorisation_set, train.TrainSettings(max_steps=2, resume=True, learning_rate=1e-3),
+         "learning_rate 0.0002, not 0.001"),
+    ]:
+        with pytest.raises(BadInput, match="belong to another run") as refused:
+            train.train(load_recipe(recipe), CPU, dataset, out, settings, track=False)
+        assert difference in str(refused.value)
+    assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]
