@@ -164,7 +164,8 @@ def places() -> frozenset[str]:
 _PLACE_BEFORE = re.compile(r"(?i:\b(?:in|from|to|near|around|at|of|outside|downtown|visiting|flying|drive|driving|"
                            r"city|town|county|live|lives|located|based|cover|serve|visit|between|and|or)\s+(?:the\s+)?)$"
                            # after a street line: "RR 2 Box 14, Dixon", "12 Oak St, Davis"
-                           r"|(?:\d|\b(?:st|ave|rd|dr|ln|blvd|way|ct|pl|box|hwy|road|street|avenue|drive|lane|court))\.?,\s*$",
+                           r"|(?:\b(?:box|unit|apt|suite|ste|hwy|highway)\s*#?\s*\w{1,6}|\b(?:st|ave|rd|dr|ln|blvd|way|ct|pl|"
+                           r"road|street|avenue|drive|lane|court))\.?,\s*$",
                            re.IGNORECASE)
 _STATE_AFTER = re.compile(r",?\s+(?:[A-Z]{2}\b|(?:Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|"
                           r"Delaware|Florida|Georgia|Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|"
@@ -393,6 +394,10 @@ class CueNameRecognizer(EntityRecognizer):
         self.weak = re.compile(rf"(?<![\w])(?={_WEAK_CUES}[\s,]+{_ANY_NAME})")
         self.here = re.compile(rf"{_ANY_NAME}\s+(?i:here)\b")
         self.signoff = re.compile(rf"(?:^|(?<=\n)|(?<=\s))[-–—~]\s*{_ANY_NAME}\s*$")
+        # someone addressed: "Thanks Madison!", "Congratulations to Dakota!" (a place is never thanked)
+        self.addressed = re.compile(rf"(?<![\w])(?i:thanks|thank\s+you|hi|hello|hey|dear|welcome(?:\s+back)?|congrats|"
+                                    rf"congratulations(?:\s+to)?|sorry|great|perfect|got\s+it|sure|okay|ok|bye)[,!]?\s+"
+                                    rf"(?P<value>{_CAPITALISED}(?:\s+{_CAPITALISED})?)(?=\s*[,.!?:;]|\s*$)")
         super().__init__(supported_entities=["PERSON"], name="NameCueRecognizer", supported_language="en")
 
     def load(self) -> None:
@@ -403,7 +408,7 @@ class CueNameRecognizer(EntityRecognizer):
             return []
         results = []
         for pattern, score, strong in ((self.strong, 0.75, True), (self.weak, 0.6, False), (self.here, 0.6, True),
-                                       (self.signoff, 0.7, True)):
+                                       (self.signoff, 0.7, True), (self.addressed, 0.7, True)):
             for match in pattern.finditer(text):
                 span = self._name_span(text, match.start("value"), match.end("value"), strong,
                                        from_end=pattern is self.here)
