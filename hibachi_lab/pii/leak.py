@@ -29,7 +29,7 @@ import pyarrow as pa
 from hibachi_lab import traffic
 from hibachi_lab.errors import BadInput
 from hibachi_lab.pii.detectors import OBFUSCATED_EMAIL, OfflineEmailRecognizer, RegexValueRecognizer
-from hibachi_lab.pii.names import DAYS_AND_MONTHS, NOT_NAMES, TITLES, _zipf, name_lexicon, places, words_of
+from hibachi_lab.pii.names import DAYS_AND_MONTHS, NOT_NAMES, STOPWORDS, TITLES, _zipf, name_lexicon, places, words_of
 from hibachi_lab.pii.scrub import PLACEHOLDER, Detector, PiiConfig, _shared_nlp_engine, turn_slots
 
 # The types Presidio's recognizers report that are PII here (its DATE_TIME, NRP or URL are not).
@@ -53,13 +53,17 @@ _SPELLED = re.compile(r"(?i)(?<![\w])(?:zero|oh|one|two|three|four|five|six|seve
                       r"(?:[\s,-]+(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)){3,}(?![\w])")
 # A house number, up to three words and a street word: "3321 Fair Oaks Blvd", "1 Broadway", "2844 S 2300 E".
 _STREET_LINE = re.compile(
-    r"(?<![\w$.,/:#-])\d{1,6}(?:-\d{1,4}|\s+1/2)?\s+(?:[A-Za-z0-9][\w'’.-]*\s+){0,3}(?:st|street|ave|avenue|rd|road|blvd|"
+    r"(?<![\w$.,/:#-])[NSEWnsew]?\d{1,6}(?:-\d{1,4}|\s+1/2)?\s+(?:[A-Za-z0-9][\w'’.-]*\s+){0,3}(?:st|street|ave|avenue|rd|road|blvd|"
     r"boulevard|ln|lane|dr|drive|way|ct|court|pl|place|hwy|highway|pkwy|parkway|cir|circle|ter|terrace|trl|trail|loop|"
-    r"broadway|[NSEW])\b(?!\s*(?:am|pm)\b)", re.IGNORECASE)
+    r"broadway|county\s+(?:rd|road)\s+\w+|[NSEW])\b(?!\s*(?:am|pm)\b)", re.IGNORECASE)
 # Someone addressed by name: "Welcome back, Bao!", "Congratulations to Dakota!", "Thanks CJ".
 _ADDRESSED = re.compile(r"(?i:\b(?:hi|hello|hey|thanks|thank\s+you|welcome(?:\s+back)?|congratulations\s+to|congrats(?:\s+to)?|"
-                        r"dear|happy\s+birthday(?:\s+to)?|sorry|bye|goodbye|calls\s+me|call\s+me)[,!]?\s+)"
-                        r"(?P<word>[A-Z][\w'’-]+)(?=\s*[,.!?;:]|\s*$|'s\b)")
+                        r"dear|happy\s+birthday(?:\s+to)?|sorry|bye|goodbye|calls\s+me|call\s+me),?\s+)"
+                        r"(?P<word>[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+)?)(?=\s*[,.!?;:]|\s*$|'s\b)"
+                        # a title or a relative before a capitalised word: "Mr. An", "my son Dakota's"
+                        r"|(?:\b(?:Mr|Mrs|Ms|Miss|Dr|Sr|Sra)\.?\s+|(?i:\b(?:my|our|his|her|their)\s+(?:son|daughter|husband|wife|"
+                        r"mom|dad|mother|father|sister|brother|cousin|aunt|uncle|grandma|grandpa|boss|friend|partner|niece|"
+                        r"nephew|kid|baby|fianc[eé]e?)\s+))(?P<named>[A-Z][\w'’-]+)")
 _HOUSE_NUMBER = re.compile(r"(?<![\w$.,/:#-])\d{1,6}\s+(?:[NSEW]\.?\s+)?(?P<word>[A-Z][a-z][\w'’-]*)")
 _NOT_AFTER_HOUSE_NUMBER = frozenset(
     "am pm guests guest people adults adult kids children persons miles mile hours hour minutes dollars years days "
@@ -67,14 +71,14 @@ _NOT_AFTER_HOUSE_NUMBER = frozenset(
 )
 # A bare 3-8 digit number in a text that talks about a gate, a door or a code: what a missed code looks like.
 _CODE_TALK = re.compile(r"(?i)\b(?:codes?|gate|door|lockbox|lock\s+box|keypad|alarm|combo|garage|buzzer|call\s?box|"
-                        r"intercom|padlock|pin|passcode|entry)\b")
+                        r"intercom|padlock|pin|passcode|entry|c[oó]digo|port[oó]n|puerta|cochera|clave)\b")
 _BARE_NUMBER = re.compile(r"(?<![\w$/:.,#-])(?:[#*]?\d{3,8}[#*]?|\d{1,3}(?:-\d{1,3}){2,})(?![\w/:]|[.,]\d|\s*(?:am|pm|"
                           r"guests|people|adults|kids|miles|minutes|mins|hours|%|dollars|bucks))")
 _NOT_A_CODE_BEFORE = re.compile(r"(?i)(?:\b(?:al|ak|az|ar|ca|co|ct|de|fl|ga|hi|id|il|in|ia|ks|ky|la|me|md|ma|mi|mn|"
                                 r"ms|mo|mt|ne|nv|nh|nj|nm|ny|nc|nd|oh|ok|or|pa|ri|sc|sd|tn|tx|ut|vt|va|wa|wv|wi|wy|dc)\.?,?|"
                                 r"\b(?:california|texas|nevada|oregon|arizona|washington|florida|new\s+york),?|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
                                 r"|\bzip(?:\s+code)?(?:\s+is)?|\bunit|\bapt|\bsuite|\bbox|\broom|\bin|\bsince|\bof|\byear|\bfrom|"
-                r"\buntil|\bby|\bclass\s+of|>)\s*$")
+                r"\buntil|\bby|\bclass\s+of|<STREET_ADDRESS_\d+>,?)\s*$")
 _MARKERS = re.compile(r"(?<![\w@.])@[A-Za-z][\w.-]{2,}|(?<![\w$])\$[A-Za-z][\w-]{2,}|" + OBFUSCATED_EMAIL,
                       re.IGNORECASE)
 # Words a caterer's chat uses that no dictionary of English words holds.
@@ -164,10 +168,14 @@ class LeakChecker:
                 found.append((start, end, NAME_LIKE_WORD))
         lexicon = name_lexicon()
         for match in _ADDRESSED.finditer(text):
-            word = match.group("word")
-            if (lexicon.is_name(word, allow_ordinary=True) or word.isupper()) and word.lower() not in self.keep \
-                    and word.lower() not in TITLES | NOT_NAMES | DAYS_AND_MONTHS:
-                found.append((match.start("word"), match.end("word"), NAME_LIKE_WORD))
+            group = "word" if match.group("word") else "named"
+            word = match.group(group)
+            last = word.split()[-1]
+            if group == "named" and word.lower() not in self.keep or (
+                    (lexicon.is_name(last, allow_ordinary=True) or last.isupper()) and last.lower() not in self.keep
+                    and (_zipf(last) < 4.5 or last.lower() in lexicon.top)
+                    and last.lower() not in TITLES | STOPWORDS | DAYS_AND_MONTHS):
+                found.append((match.start(group), match.end(group), NAME_LIKE_WORD))
         return found
 
     def _ordinary(self, value: str) -> bool:

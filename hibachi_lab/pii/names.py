@@ -396,7 +396,7 @@ class CueNameRecognizer(EntityRecognizer):
         self.signoff = re.compile(rf"(?:^|(?<=\n)|(?<=\s))[-–—~]\s*{_ANY_NAME}\s*$")
         # someone addressed: "Thanks Madison!", "Congratulations to Dakota!" (a place is never thanked)
         self.addressed = re.compile(rf"(?<![\w])(?i:thanks|thank\s+you|hi|hello|hey|dear|welcome(?:\s+back)?|congrats|"
-                                    rf"congratulations(?:\s+to)?|sorry|great|perfect|got\s+it|sure|okay|ok|bye)[,!]?\s+"
+                                    rf"congratulations(?:\s+to)?|sorry|great|perfect|got\s+it|sure|okay|ok|bye),?\s+"
                                     rf"(?P<value>{_CAPITALISED}(?:\s+{_CAPITALISED})?)(?=\s*[,.!?:;]|\s*$)")
         super().__init__(supported_entities=["PERSON"], name="NameCueRecognizer", supported_language="en")
 
