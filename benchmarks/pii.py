@@ -8,7 +8,7 @@ because the default en_core_web_lg is not installed here) and ``AnonymizerEngine
 time. It is too slow for all texts at every repeat, so it runs on a random sample of them and its
 rate is printed as measured on that sample. Analyzers are built before timing. Medians over repeats.
 
-    python benchmarks/pii.py [--log data/sample_traffic.jsonl] [--loop-texts 1500] [--repeats 3]
+    python benchmarks/pii.py [--log data/sample_traffic.jsonl] [--loop-texts 1500] [--repeats 3] [--workers 2]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=SAMPLE)
     parser.add_argument("--loop-texts", type=int, default=1500)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="processes for scrub (the 2 cores of the dev machine)")
     args = parser.parse_args()
 
     table = traffic.load(args.log)

@@ -385,7 +385,8 @@ def scrub(
     out: Annotated[Path, typer.Option("--out", "-o", help="Scrubbed log (.jsonl, .jsonl.gz or .parquet).")],
     mode: Annotated[str | None, typer.Option(help="placeholder (<PERSON_1>) or surrogate (consistent fake values); "
                                              "default: the config's.")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="spaCy processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Processes that analyse texts (forked copies of one "
+                                                     "analyzer); default: every core, at most 4.")] = min(4, os.cpu_count() or 1),
     config: PiiOption = DEFAULT_PII,
     strict: Strict = False,
 ) -> None:

@@ -373,6 +373,16 @@ def test_scrub_writes_every_row_and_a_report_and_the_result_passes_the_leak_chec
     assert "leak check passed" in check.output
 
 
+def test_forked_workers_scrub_exactly_like_one_process(config, small_turns):
+    turns = [json.loads(turn.model_dump_json()) for turn in small_turns]
+    one = pii.Scrubber(config, workers=1).scrub_turns(json.loads(json.dumps(turns)))
+    two = pii.Scrubber(config, workers=2)
+    two.detector.chunk_size = 20  # so that both workers get many chunks of the small log
+    texts = {slot.text for turn in turns for slot in pii.turn_slots(turn)}
+    assert len(texts) > 5 * two.detector.chunk_size
+    assert two.scrub_turns(json.loads(json.dumps(turns))) == one
+
+
 def test_the_leak_gate_fails_on_a_planted_phone_and_never_prints_it(tmp_path):
     clean = conversation("Can we book for Saturday?", conversation_id="clean-1")
     planted = conversation("Sure, call me at 916-555-0188", conversation_id="leaky-7")

@@ -7,8 +7,10 @@ conversation (the assistant echoing "Thanks, Maria!"), and gets one pseudonym th
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import hashlib
+import multiprocessing
 import json
 import logging
 import os
@@ -113,6 +115,9 @@ def _nlp_engine(model: str):
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
     engine.load()
+    # The dependency parse is a fifth of spaCy's time and nothing here reads it (names come from the NER).
+    if "parser" in engine.nlp["en"].pipe_names:
+        engine.nlp["en"].disable_pipe("parser")
     return engine
 
 
@@ -176,6 +181,13 @@ def build_default_analyzer(config: PiiConfig):
                           supported_languages=["en"])
 
 
+_FORKED: Detector | None = None
+
+
+def _analyse_in_fork(chunk: list[str]) -> list[list[Span]]:
+    return _FORKED._analyse_chunk(chunk)
+
+
 class Detector:
     """Runs an analyzer over many texts, each distinct text once, in spaCy batches."""
 
@@ -190,26 +202,40 @@ class Detector:
         self.keep = {word.lower() for word in keep_words}
         self.batch_size = batch_size
         self.workers = workers
+        self.chunk_size = 500  # texts per task given to a worker
         self.cache: dict[str, list[Span]] = {}
 
     def detect(self, texts: Iterable[str], description: str = "finding PII") -> None:
         """Analyse the texts not seen yet; results land in ``self.cache``."""
         todo = [text for text in dict.fromkeys(texts) if text not in self.cache and text.strip()]
         short = [text for text in todo if len(text) <= _PIECE]
+        chunks = [short[start : start + self.chunk_size] for start in range(0, len(short), self.chunk_size)]
         with progress_bar(description, len(todo)) as advance:
-            for start in range(0, len(short), 2_000):
-                chunk = short[start : start + 2_000]
-                results = self.batch.analyze_iterator(
-                    chunk, language="en", batch_size=self.batch_size, n_process=self.workers,
-                    entities=self.entities, score_threshold=self.threshold,
-                )
-                for text, found in zip(chunk, results, strict=True):
-                    self.cache[text] = self._kept(text, found)
+            for chunk, found in zip(chunks, self._analysed(chunks), strict=True):
+                self.cache.update(zip(chunk, found, strict=True))
                 advance(len(chunk))
             for text in todo:
                 if len(text) > _PIECE:
                     self.cache[text] = self._long(text)
                     advance(1)
+
+    def _analysed(self, chunks: list[list[str]]) -> Iterator[list[list[Span]]]:
+        """Spans per text, chunk by chunk; with several workers the chunks go to forked copies of this
+        detector (spaCy, the name lexicon and the gazetteer are loaded once, before the fork)."""
+        if self.workers <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            yield from map(self._analyse_chunk, chunks)
+            return
+        global _FORKED
+        self._analyse_chunk(["Warm up: Maria at 12 Oak St, Davis, CA."])  # load lazy data before the fork
+        _FORKED = self
+        context = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+            yield from pool.map(_analyse_in_fork, chunks)
+
+    def _analyse_chunk(self, chunk: list[str]) -> list[list[Span]]:
+        results = self.batch.analyze_iterator(chunk, language="en", batch_size=self.batch_size,
+                                              entities=self.entities, score_threshold=self.threshold)
+        return [self._kept(text, found) for text, found in zip(chunk, results, strict=True)]
 
     def _long(self, text: str) -> list[Span]:
         """A text longer than spaCy takes, in pieces cut at whitespace."""
@@ -364,7 +390,9 @@ def conversation_spans(texts: list[str], detector: Detector, propagate: bool) ->
     return [_without_overlaps(_outside_keep_phrases(text or "", spans, phrases)) for text, spans in zip(texts, found)]
 
 
-_LISTED = re.compile(r"(?:,\s*(?:and\s+|&\s+)?|\s+(?:and|&|or|y)\s+)")
+_LISTED = r"(?:,\s*(?:and\s+|&\s+)?|\s+(?:and|&|or|y)\s+)"
+_LISTED_AFTER = re.compile(_LISTED + r"([A-Z][\w'’-]+)(?!\w)")
+_LISTED_BEFORE = re.compile(r"(?<![\w])([A-Z][\w'’-]+)" + _LISTED + "$")
 
 
 def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Span]:
@@ -379,10 +407,10 @@ def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Spa
             edge = person.end if direction == 1 else person.start
             while True:
                 if direction == 1:
-                    match = re.match(_LISTED.pattern + r"([A-Z][\w'’-]+)(?!\w)", text[edge:])
-                    start, end = (edge + match.start(1), edge + match.end(1)) if match else (0, 0)
+                    match = _LISTED_AFTER.match(text, edge)
+                    start, end = match.span(1) if match else (0, 0)
                 else:
-                    match = re.search(r"(?<![\w])([A-Z][\w'’-]+)" + _LISTED.pattern + "$", text[:edge])
+                    match = _LISTED_BEFORE.search(text, 0, edge)
                     start, end = (match.start(1), match.end(1)) if match else (0, 0)
                 word = text[start:end]
                 if not match or word.lower() in keep or not lexicon.is_name(word, allow_ordinary=True) or any(
@@ -398,13 +426,17 @@ _CAPITALISED_RUN = re.compile(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2}")
 
 def _conversation_places(texts: list[str]) -> set[str]:
     """Town names the conversation uses as places somewhere ("we're in Tracy, CA"), lower case."""
+    from hibachi_lab.pii.names import places
+
+    known = places()
     found = set()
     for text in texts:
         for match in _CAPITALISED_RUN.finditer(text or ""):
             words = match.group().split()
             for n in range(len(words), 0, -1):
-                end = match.start() + len(" ".join(words[:n]))
-                if in_place_context(text, match.start(), end):
+                phrase = " ".join(words[:n])
+                end = match.start() + len(phrase)
+                if phrase.lower() in known and in_place_context(text, match.start(), end):
                     found.add(text[match.start() : end].lower())
                     break
     return found
