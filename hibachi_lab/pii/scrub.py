@@ -50,10 +50,12 @@ from hibachi_lab.pii.detectors import (
 )
 from hibachi_lab.pii.names import (
     COMMON_WORD_ZIPF,
+    DAYS_AND_MONTHS,
     PARTICLES,
     RARE_WORD_ZIPF,
     _zipf,
     in_place_context,
+    is_place_or_thing,
     CheckedSpacyRecognizer,
     CueNameRecognizer,
     LexiconNameRecognizer,
@@ -391,8 +393,9 @@ def conversation_spans(texts: list[str], detector: Detector, propagate: bool) ->
 
 
 _LISTED = r"(?:,\s*(?:and\s+|&\s+)?|\s+(?:and|&|or|y)\s+)"
-_LISTED_AFTER = re.compile(_LISTED + r"([A-Z][\w'’-]+)(?!\w)")
-_LISTED_BEFORE = re.compile(r"(?<![\w])([A-Z][\w'’-]+)" + _LISTED + "$")
+# one capitalised word, not the start of a longer capitalised run ("Chula Vista", "El Dorado Hills")
+_LISTED_AFTER = re.compile(_LISTED + r"([A-Z][\w'’-]+)(?![\w'’-]|\s+[A-Z])")
+_LISTED_BEFORE = re.compile(r"(?<![\w'’-])(?<![A-Z][a-z]\s)([A-Z][\w'’-]+)" + _LISTED + "$")
 
 
 def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Span]:
@@ -413,7 +416,8 @@ def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Spa
                     match = _LISTED_BEFORE.search(text, 0, edge)
                     start, end = (match.start(1), match.end(1)) if match else (0, 0)
                 word = text[start:end]
-                if not match or word.lower() in keep or not lexicon.is_name(word, allow_ordinary=True) or any(
+                if not match or word.lower() in keep or word.lower() in DAYS_AND_MONTHS or not lexicon.is_name(
+                        word, allow_ordinary=True) or is_place_or_thing(text, start, end) or any(
                         s.start < end and start < s.end for s in spans + found):
                     break
                 found.append(Span(start, end, "PERSON", 0.6, "ListedWithNames"))
@@ -436,7 +440,7 @@ def _conversation_places(texts: list[str]) -> set[str]:
             for n in range(len(words), 0, -1):
                 phrase = " ".join(words[:n])
                 end = match.start() + len(phrase)
-                if phrase.lower() in known and in_place_context(text, match.start(), end):
+                if phrase.lower() in known and in_place_context(text, match.start(), end, surely=True):
                     found.add(text[match.start() : end].lower())
                     break
     return found
