@@ -448,12 +448,13 @@ def test_hand_written_catering_cases_leave_little_and_destroy_little():
     examples = pii.labelled_examples(Path(__file__).parent / "data" / "pii_catering_cases.jsonl")
     result = pii.evaluate(examples, pii.PiiConfig.from_yaml(DEFAULT_PII), baseline=False)
     ours = result["ours"]
-    # Regression bounds at the level measured when the detectors were rebuilt (README, PII section).
-    assert ours["overall"]["left_share"] <= 0.06
-    assert ours["overall"]["destroyed_share"] <= 0.035
-    for entity in ("PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "PAYMENT_HANDLE", "DATE_OF_BIRTH", "DRIVER_LICENSE"):
+    # The PII issue's targets (this is the set the recognizers were tuned on: README, PII section).
+    assert ours["overall"]["left_share"] <= 0.02
+    assert ours["overall"]["destroyed_share"] <= 0.03
+    assert ours["PERSON"]["left_share"] <= 0.03 and ours["STREET_ADDRESS"]["left_share"] <= 0.03
+    for entity in ("PHONE_NUMBER", "EMAIL_ADDRESS", "CREDIT_CARD", "ACCESS_CODE", "PAYMENT_HANDLE", "DATE_OF_BIRTH",
+                   "DRIVER_LICENSE"):
         assert ours[entity]["left"] == 0, entity
-    assert ours["PERSON"]["left_share"] <= 0.09 and ours["STREET_ADDRESS"]["left_share"] <= 0.05
 
 
 @pytest.mark.parametrize("dropped", [
