@@ -30,7 +30,23 @@ from hibachi_lab.pii.scrub import (
 )
 
 __all__ = [
-    "LeakChecker", "LeakReport", "as_examples", "PiiConfig", "ScrubFailed", "ScrubReport", "Scrubber", "build_analyzer",
-    "build_default_analyzer", "conversation_spans", "describe_leaks", "evaluate", "evaluation_table",
-    "labelled_examples", "leak_gate", "presidio_evaluator_examples", "scrub_file", "targets_missed", "turn_slots",
+    "LeakChecker",
+    "LeakReport",
+    "PiiConfig",
+    "ScrubFailed",
+    "ScrubReport",
+    "Scrubber",
+    "as_examples",
+    "build_analyzer",
+    "build_default_analyzer",
+    "conversation_spans",
+    "describe_leaks",
+    "evaluate",
+    "evaluation_table",
+    "labelled_examples",
+    "leak_gate",
+    "presidio_evaluator_examples",
+    "scrub_file",
+    "targets_missed",
+    "turn_slots",
 ]

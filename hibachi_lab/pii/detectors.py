@@ -121,10 +121,7 @@ _CUED_STREET = (
 )
 # Words that never sit between a house number and a street suffix ("12 more guests way before").
 _NOT_STREET_WORDS = frozenset(
-    "guests guest people adults adult kids children persons miles mile hours hour minutes mins dollars bucks more "
-    "less of us we you i my our your and or to for at on in by with from is are was be it pm am plates trays pounds "
-    "lbs min years year days day weeks week months month times people's tables chairs percent per ppl pax folks "
-    "kids' adults'".split()
+    ["guests", "guest", "people", "adults", "adult", "kids", "children", "persons", "miles", "mile", "hours", "hour", "minutes", "mins", "dollars", "bucks", "more", "less", "of", "us", "we", "you", "i", "my", "our", "your", "and", "or", "to", "for", "at", "on", "in", "by", "with", "from", "is", "are", "was", "be", "it", "pm", "am", "plates", "trays", "pounds", "lbs", "min", "years", "year", "days", "day", "weeks", "week", "months", "month", "times", "people's", "tables", "chairs", "percent", "per", "ppl", "pax", "folks", "kids'", "adults'"]
 )
 
 
@@ -311,8 +308,7 @@ def payment_handle_recognizer() -> RegexValueRecognizer:
 
 
 _HANDLE_WORDS = frozenset(
-    "venmo zelle cashapp paypal me is fine ok okay good works the a my your it that this please instead too also "
-    "only just accepted accept works? handle username name account".split()
+    ["venmo", "zelle", "cashapp", "paypal", "me", "is", "fine", "ok", "okay", "good", "works", "the", "a", "my", "your", "it", "that", "this", "please", "instead", "too", "also", "only", "just", "accepted", "accept", "works?", "handle", "username", "name", "account"]
 )
 
 

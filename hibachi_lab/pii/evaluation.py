@@ -26,7 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hibachi_lab import traffic
 from hibachi_lab.errors import BadInput
-from hibachi_lab.pii.detectors import ACCESS_CODE, DATE_OF_BIRTH, DRIVER_LICENSE, PAYMENT_HANDLE, STREET_ADDRESS
+from hibachi_lab.pii.detectors import (
+    ACCESS_CODE,
+    DATE_OF_BIRTH,
+    DRIVER_LICENSE,
+    PAYMENT_HANDLE,
+    STREET_ADDRESS,
+)
 from hibachi_lab.pii.scrub import (
     Detector,
     PiiConfig,

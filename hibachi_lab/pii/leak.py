@@ -29,7 +29,16 @@ import pyarrow as pa
 from hibachi_lab import traffic
 from hibachi_lab.errors import BadInput
 from hibachi_lab.pii.detectors import OBFUSCATED_EMAIL, OfflineEmailRecognizer, RegexValueRecognizer
-from hibachi_lab.pii.names import DAYS_AND_MONTHS, NOT_NAMES, STOPWORDS, TITLES, _zipf, name_lexicon, places, words_of
+from hibachi_lab.pii.names import (
+    DAYS_AND_MONTHS,
+    NOT_NAMES,
+    STOPWORDS,
+    TITLES,
+    _zipf,
+    name_lexicon,
+    places,
+    words_of,
+)
 from hibachi_lab.pii.scrub import PLACEHOLDER, Detector, PiiConfig, _shared_nlp_engine, turn_slots
 
 # The types Presidio's recognizers report that are PII here (its DATE_TIME, NRP or URL are not).
@@ -66,8 +75,7 @@ _ADDRESSED = re.compile(r"(?i:\b(?:hi|hello|hey|thanks|thank\s+you|welcome(?:\s+
                         r"nephew|kid|baby|fianc[eé]e?)\s+))(?P<named>[A-Z][\w'’-]+)")
 _HOUSE_NUMBER = re.compile(r"(?<![\w$.,/:#-])\d{1,6}\s+(?:[NSEW]\.?\s+)?(?P<word>[A-Z][a-z][\w'’-]*)")
 _NOT_AFTER_HOUSE_NUMBER = frozenset(
-    "am pm guests guest people adults adult kids children persons miles mile hours hour minutes dollars years days "
-    "weeks months plates trays pounds lbs and or to in on at for from of with per".split()
+    ["am", "pm", "guests", "guest", "people", "adults", "adult", "kids", "children", "persons", "miles", "mile", "hours", "hour", "minutes", "dollars", "years", "days", "weeks", "months", "plates", "trays", "pounds", "lbs", "and", "or", "to", "in", "on", "at", "for", "from", "of", "with", "per"]
 )
 # A bare 3-8 digit number in a text that talks about a gate, a door or a code: what a missed code looks like.
 _CODE_TALK = re.compile(r"(?i)\b(?:codes?|gate|door|lockbox|lock\s+box|keypad|alarm|combo|garage|buzzer|call\s?box|"
@@ -83,9 +91,7 @@ _MARKERS = re.compile(r"(?<![\w@.])@[A-Za-z][\w.-]{2,}|(?<![\w$])\$[A-Za-z][\w-]
                       re.IGNORECASE)
 # Words a caterer's chat uses that no dictionary of English words holds.
 _BUSINESS = frozenset(
-    "hibachi teppanyaki teriyaki yakitori gyoza edamame yum sake miso wasabi shishito habachi mahalo venmo zelle "
-    "cashapp paypal costco chase amex visa mastercard discover stripe square kaggle colab ok okay hiya thx pls plz "
-    "bbq hmu lol omg tbh btw asap rsvp fyi".split()
+    ["hibachi", "teppanyaki", "teriyaki", "yakitori", "gyoza", "edamame", "yum", "sake", "miso", "wasabi", "shishito", "habachi", "mahalo", "venmo", "zelle", "cashapp", "paypal", "costco", "chase", "amex", "visa", "mastercard", "discover", "stripe", "square", "kaggle", "colab", "ok", "okay", "hiya", "thx", "pls", "plz", "bbq", "hmu", "lol", "omg", "tbh", "btw", "asap", "rsvp", "fyi"]
 )
 
 

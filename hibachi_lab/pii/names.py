@@ -31,47 +31,31 @@ WORD = r"[^\W\d_]+(?:['’\-][^\W\d_]+)*"
 _WORD = re.compile(r"(?<![\d])" + WORD + r"(?![\d])")
 
 DAYS_AND_MONTHS = frozenset(
-    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july august "
-    "september october november december today tomorrow tonight mon tue tues wed thu thur thurs fri sat sun jan feb "
-    "mar apr jun jul aug sep sept oct nov dec".split()
+    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "today", "tomorrow", "tonight", "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"]
 )
 # Words that sit between the parts of one name ("Abdulrahman bin Khalid Al-Otaibi", "María José García
 # Hernández", "Pádraig Ó Briain", "Winona Two Bulls").
-PARTICLES = frozenset("bin ibn bint al el de del della der di da dos das du la le van von ten ter y ó o mac mc st".split())
-TITLES = frozenset("mr mrs ms miss mx dr prof sir madam señor señora señorita doña don sra sr srta rev fr sgt ssg "
-                   "cpt capt lt col maj officer chef".split())
+PARTICLES = frozenset(["bin", "ibn", "bint", "al", "el", "de", "del", "della", "der", "di", "da", "dos", "das", "du", "la", "le", "van", "von", "ten", "ter", "y", "ó", "o", "mac", "mc", "st"])
+TITLES = frozenset(["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "señor", "señora", "señorita", "doña", "don", "sra", "sr", "srta", "rev", "fr", "sgt", "ssg", "cpt", "capt", "lt", "col", "maj", "officer", "chef"])
 # Words a lexicon built from social-network profiles lists as names, that are never one here.
 STOPWORDS = frozenset(
-    "a an and any are as at be but by can do for from have he her here hi hello hey his i if in is it its me my no "
-    "not of on or our she so thanks thank that the their them then there they this to us we what when where who why "
-    "with yes you your please sorry okay ok".split()
+    ["a", "an", "and", "any", "are", "as", "at", "be", "but", "by", "can", "do", "for", "from", "have", "he", "her", "here", "hi", "hello", "hey", "his", "i", "if", "in", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our", "she", "so", "thanks", "thank", "that", "the", "their", "them", "then", "there", "they", "this", "to", "us", "we", "what", "when", "where", "who", "why", "with", "yes", "you", "your", "please", "sorry", "okay", "ok"]
 )
 # Ordinary words that are names only where a cue says so ("my husband Will", "booked under Price").
 ORDINARY = frozenset(
-    "will guest guests email phone text call party event chef cook grill propane menu order booking deposit price "
-    "total tip great perfect sure awesome good nice cool love yay wow".split()
+    ["will", "guest", "guests", "email", "phone", "text", "call", "party", "event", "chef", "cook", "grill", "propane", "menu", "order", "booking", "deposit", "price", "total", "tip", "great", "perfect", "sure", "awesome", "good", "nice", "cool", "love", "yay", "wow"]
 )
 NOT_NAMES = STOPWORDS | ORDINARY
 # Ordinary English words that are also common first names or surnames (never names without a cue).
 COMMON_WORDS_THAT_ARE_NAMES = frozenset(
-    "april august autumn bell best bill black blue bonnie brook brown bush chase cherry christian cook crystal dawn "
-    "day dean early faith forest frank gale ginger glen golden grace grant green hall happy harmony hill holly honey "
-    "hope hunter iris ivy jack jade jewel joy june king lake lane lee long love lucky mark marsh may melody miles "
-    "page park pat patience pearl penny price queen ray reed rich river robin rock rose ruby sage sky sterling stone "
-    "story summer sunny sweet unity violet wade walker west white will wood worth young english french german rice "
-    "cash penny star angel amber hunter dallas austin savannah phoenix sierra cheyenne"
-    .split()
+    ["april", "august", "autumn", "bell", "best", "bill", "black", "blue", "bonnie", "brook", "brown", "bush", "chase", "cherry", "christian", "cook", "crystal", "dawn", "day", "dean", "early", "faith", "forest", "frank", "gale", "ginger", "glen", "golden", "grace", "grant", "green", "hall", "happy", "harmony", "hill", "holly", "honey", "hope", "hunter", "iris", "ivy", "jack", "jade", "jewel", "joy", "june", "king", "lake", "lane", "lee", "long", "love", "lucky", "mark", "marsh", "may", "melody", "miles", "page", "park", "pat", "patience", "pearl", "penny", "price", "queen", "ray", "reed", "rich", "river", "robin", "rock", "rose", "ruby", "sage", "sky", "sterling", "stone", "story", "summer", "sunny", "sweet", "unity", "violet", "wade", "walker", "west", "white", "will", "wood", "worth", "young", "english", "french", "german", "rice", "cash", "penny", "star", "angel", "amber", "hunter", "dallas", "austin", "savannah", "phoenix", "sierra", "cheyenne"]
 )
 HOLIDAYS = frozenset(
-    "christmas easter thanksgiving hanukkah chanukah kwanzaa diwali eid ramadan passover nowruz holi juneteenth "
-    "halloween valentine valentine's patrick patrick's".split()
+    ["christmas", "easter", "thanksgiving", "hanukkah", "chanukah", "kwanzaa", "diwali", "eid", "ramadan", "passover", "nowruz", "holi", "juneteenth", "halloween", "valentine", "valentine's", "patrick", "patrick's"]
 )
 # A name's last word that makes it a place or a street: "Grass Valley", "Daly City", "Miller Rd".
 _PLACE_WORDS = frozenset(
-    "city valley hills hill grove vista beach springs heights park creek lake falls harbor bay point village town "
-    "township county island shores ranch mesa del rey st rd ave dr blvd ln ct way street road avenue drive lane "
-    "court boulevard highway hwy school church college university high middle elementary center mall airport day "
-    "bank card app pay bridge republic kingdom islands province region state river mountains".split()
+    ["city", "valley", "hills", "hill", "grove", "vista", "beach", "springs", "heights", "park", "creek", "lake", "falls", "harbor", "bay", "point", "village", "town", "township", "county", "island", "shores", "ranch", "mesa", "del", "rey", "st", "rd", "ave", "dr", "blvd", "ln", "ct", "way", "street", "road", "avenue", "drive", "lane", "court", "boulevard", "highway", "hwy", "school", "church", "college", "university", "high", "middle", "elementary", "center", "mall", "airport", "day", "bank", "card", "app", "pay", "bridge", "republic", "kingdom", "islands", "province", "region", "state", "river", "mountains"]
 )
 # How common a word must be in English (wordfreq's Zipf scale: 3 = once per million words) before a
 # capitalised lexicon name needs more evidence than its capital letter: "Grant", "Hope", "Will", "Chase".
@@ -196,8 +180,7 @@ def is_place_or_thing(text: str, start: int, end: int) -> bool:
 
 
 _STATE_CODES = frozenset(
-    "al ak az ar ca co ct de fl ga hi id il in ia ks ky la me md ma mi mn ms mo mt ne nv nh nj nm ny nc nd oh ok or "
-    "pa ri sc sd tn tx ut vt va wa wv wi wy dc".split()
+    ["al", "ak", "az", "ar", "ca", "co", "ct", "de", "fl", "ga", "hi", "id", "il", "in", "ia", "ks", "ky", "la", "me", "md", "ma", "mi", "mn", "ms", "mo", "mt", "ne", "nv", "nh", "nj", "nm", "ny", "nc", "nd", "oh", "ok", "or", "pa", "ri", "sc", "sd", "tn", "tx", "ut", "vt", "va", "wa", "wv", "wi", "wy", "dc"]
 )
 
 
@@ -388,9 +371,7 @@ STRONG_CUES = (
 )
 _WEAK_CUES = r"(?i:under|i\s+am|i'?m|it'?s|hi,?\s+it'?s|hi|hello|hey|dear|thanks|thank\s+you|welcome|congrats)"
 _NOT_AFTER_CUE = frozenset(
-    "the a an my our your his her their this that it so very just not also still really going here there looking "
-    "interested planning hoping trying wondering calling writing reaching happy glad sure sorry back all good fine "
-    "ready available free done excited new about in on at for to from with by of and or but if".split()
+    ["the", "a", "an", "my", "our", "your", "his", "her", "their", "this", "that", "it", "so", "very", "just", "not", "also", "still", "really", "going", "here", "there", "looking", "interested", "planning", "hoping", "trying", "wondering", "calling", "writing", "reaching", "happy", "glad", "sure", "sorry", "back", "all", "good", "fine", "ready", "available", "free", "done", "excited", "new", "about", "in", "on", "at", "for", "to", "from", "with", "by", "of", "and", "or", "but", "if"]
 )
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import hashlib
-import multiprocessing
 import json
 import logging
+import multiprocessing
 import os
 import re
 import time
@@ -22,9 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import datasets
-import pandas as pd
-import pyarrow as pa
 from pydantic import Field
 
 from hibachi_lab import traffic
@@ -53,13 +50,13 @@ from hibachi_lab.pii.names import (
     DAYS_AND_MONTHS,
     PARTICLES,
     RARE_WORD_ZIPF,
-    _zipf,
-    in_place_context,
-    is_place_or_thing,
     CheckedSpacyRecognizer,
     CueNameRecognizer,
     LexiconNameRecognizer,
     NameEvidence,
+    _zipf,
+    in_place_context,
+    is_place_or_thing,
     words_of,
 )
 from hibachi_lab.progress import progress_bar
@@ -130,7 +127,11 @@ def _shared_nlp_engine(model: str):
 
 def scrubber_recognizers(config: PiiConfig) -> list:
     """Every recognizer of the scrubber, each an independent source of evidence (``pii-eval`` names them)."""
-    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer, UsSsnRecognizer
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        PhoneRecognizer,
+        UsSsnRecognizer,
+    )
 
     evidence = NameEvidence(frozenset(word.lower() for word in config.keep_words))
     return [

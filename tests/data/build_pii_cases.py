@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import re
 import sys
@@ -118,7 +119,7 @@ def parse_message(raw: str, where: str):
     for k in keep:
         assert text[k["start"] : k["end"]] == k["text"], (where, k)
     marked = sorted([(s["start"], s["end"]) for s in spans] + [(k["start"], k["end"]) for k in keep])
-    for (a0, a1), (b0, b1) in zip(marked, marked[1:]):
+    for (a0, a1), (b0, b1) in itertools.pairwise(marked):
         if b0 < a1:
             raise SourceError(f"{where}: overlapping marks {text[a0:a1]!r} / {text[b0:b1]!r}")
     for s in spans:
