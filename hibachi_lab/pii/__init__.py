@@ -11,7 +11,6 @@ name, phone, email, street address, card number, gate code, payment handle, birt
 from hibachi_lab.pii.evaluation import (
     as_examples,
     evaluate,
-    evaluation_table,
     labelled_examples,
     presidio_evaluator_examples,
     targets_missed,
@@ -42,7 +41,7 @@ __all__ = [
     "conversation_spans",
     "describe_leaks",
     "evaluate",
-    "evaluation_table",
+   
     "labelled_examples",
     "leak_gate",
     "presidio_evaluator_examples",

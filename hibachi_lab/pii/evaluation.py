@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from hibachi_lab import traffic
@@ -299,21 +298,6 @@ def _by_recognizer(examples: list[Example], detected: list[list[Span]]) -> dict[
                     alone[source][gold.entity_type] += 1
     return {source: {"found": sum(found[source].values()), "only_it_found": sum(alone[source].values()),
                      **dict(found[source])} for source in sorted(found)}
-
-
-def evaluation_table(result: dict[str, Any]) -> pd.DataFrame:
-    rows = []
-    for entity in [*EVALUATED_TYPES, "overall"]:
-        ours, default = result["ours"].get(entity), (result.get("presidio_default") or {}).get(entity)
-        if ours is None or not ours["gold"]:
-            continue
-        row = {"entity": entity, "gold": ours["gold"], "left": ours["left_share"], "R": ours["recall"],
-               "P": ours["precision"], "F2": ours["f2"]}
-        if default is not None:
-            row |= {"default left": default["left_share"], "default R": default["recall"],
-                    "default P": default["precision"]}
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def targets_missed(result: dict[str, Any]) -> list[str]:
