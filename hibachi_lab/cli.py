@@ -490,7 +490,8 @@ def pii_eval(
     ours, default = result["ours"]["overall"], result["presidio_default"]["overall"]
     console.print(f"needed words destroyed: ours {_share(ours['destroyed_share'])}, plain Presidio "
                   f"{_share(default['destroyed_share'])} (of {ours['keep_entries']:,} keep entries)", highlight=False)
-    sources = Table(title="what each recognizer found (labelled values; only it: found by no other)")
+    # Presidio keeps one result where recognizers agree on a span, so "only it" is an upper bound.
+    sources = Table(title="labelled values each recognizer's results cover (after Presidio's merging)")
     for column in ("recognizer", "found", "only it"):
         sources.add_column(column, justify="left" if column == "recognizer" else "right")
     for name, row in result["by_recognizer"].items():
