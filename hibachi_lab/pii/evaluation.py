@@ -193,20 +193,7 @@ def evaluate(examples: list[Example], config: PiiConfig | None = None, baseline:
     ours = Detector(build_analyzer(config, without), config.entities, config.score_threshold, config.keep_words,
                     config.batch_size)
     texts = [example.text for example in examples]
-    ours.detect(texts, "our analyzer")
-    groups: dict[str, list[int]] = defaultdict(list)
-    for index, example in enumerate(examples):
-        groups[example.group].append(index)
-    our_spans: list[list[Span]] = [[] for _ in examples]
-    our_texts = list(texts)
-    for group, indices in groups.items():
-        found = conversation_spans([texts[i] for i in indices], ours, config.propagate_within_conversation)
-        persons = [texts[i][s.start : s.end] for i, spans in zip(indices, found) for s in spans
-                   if s.entity_type == "PERSON"]
-        pseudonyms = Pseudonyms(group, "placeholder", persons)
-        for i, spans in zip(indices, found, strict=True):
-            our_spans[i] = spans
-            our_texts[i] = _replace(texts[i], spans, pseudonyms)[0]
+    our_spans, our_texts = scrubbed_examples(examples, ours, config.propagate_within_conversation)
     result = {
         "examples": len(examples),
         "gold_spans": sum(len(example.gold) for example in examples),
@@ -222,6 +209,38 @@ def evaluate(examples: list[Example], config: PiiConfig | None = None, baseline:
         result["presidio_default"] = _scores(examples, default_spans,
                                              [_redact(text, spans) for text, spans in zip(texts, default_spans)])
     return result
+
+
+def scrubbed_examples(examples: list[Example], detector: Detector, propagate: bool = True
+                      ) -> tuple[list[list[Span]], list[str]]:
+    """The spans found in each example and its text with placeholders, conversation by conversation."""
+    texts = [example.text for example in examples]
+    detector.detect(texts, "scrubbing labelled texts")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, example in enumerate(examples):
+        groups[example.group].append(index)
+    spans_of: list[list[Span]] = [[] for _ in examples]
+    scrubbed = list(texts)
+    for group, indices in groups.items():
+        found = conversation_spans([texts[i] for i in indices], detector, propagate)
+        persons = [texts[i][s.start : s.end] for i, spans in zip(indices, found) for s in spans
+                   if s.entity_type == "PERSON"]
+        pseudonyms = Pseudonyms(group, "placeholder", persons)
+        for i, spans in zip(indices, found, strict=True):
+            spans_of[i] = spans
+            scrubbed[i] = _replace(texts[i], spans, pseudonyms)[0]
+    return spans_of, scrubbed
+
+
+def values_left(example: Example, scrubbed: str) -> list[LabelledSpan]:
+    """The example's labelled values still in its scrubbed text (a keep entry holding the same string aside)."""
+    left = []
+    for gold in example.gold:
+        value, by_digits = example.text[gold.start : gold.end], gold.entity_type in _DIGIT_TYPES
+        allowed = sum(occurrences(value, keep, by_digits) for keep in example.keep)
+        if occurrences(value, scrubbed, by_digits) > allowed:
+            left.append(gold)
+    return left
 
 
 def _redact(text: str, spans: list[Span]) -> str:
@@ -249,11 +268,8 @@ def _scores(examples: list[Example], predicted: list[list[Span]], scrubbed: list
             row["gold"] += 1
             if any(s.entity_type == gold.entity_type and s.start < gold.end and gold.start < s.end for s in spans):
                 row["found"] += 1
-            value = example.text[gold.start : gold.end]
-            by_digits = gold.entity_type in _DIGIT_TYPES
-            allowed = sum(occurrences(value, keep, by_digits) for keep in example.keep)
-            if occurrences(value, after, by_digits) > allowed:
-                row["left"] += 1
+        for gold in values_left(example, after):
+            counts[gold.entity_type]["left"] += 1
         for span in spans:
             correct = any(g.entity_type == span.entity_type and span.start < g.end and g.start < span.end
                           for g in example.gold)
