@@ -95,7 +95,7 @@ _BUSINESS = frozenset(
 )
 
 
-def leak_recognizers() -> list:
+def leak_recognizers():
     """Presidio's predefined recognizers for the types above, phonenumbers reading several regions."""
     import logging
 

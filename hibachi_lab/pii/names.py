@@ -106,7 +106,7 @@ def _zipf(word: str) -> float:
 def _build_lexicon(path: Path, max_rank: int) -> None:
     from names_dataset import NameDataset
 
-    from hibachi_lab.files import write_text_atomic
+    from hibachi_lab.files import atomic_path
 
     dataset = NameDataset()
 
@@ -121,12 +121,8 @@ def _build_lexicon(path: Path, max_rank: int) -> None:
     top = ranked(dataset.first_names, 300) | ranked(dataset.last_names, 300)
     text = json.dumps({"first": sorted(ranked(dataset.first_names, max_rank)),
                        "last": sorted(ranked(dataset.last_names, max_rank)), "top": sorted(top - STOPWORDS)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, "")  # reserve the name atomically, then write the compressed payload beside it
-    tmp = path.with_suffix(".tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as handle:
         handle.write(text)
-    tmp.replace(path)
 
 
 @functools.cache
