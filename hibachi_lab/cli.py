@@ -661,10 +661,11 @@ def evaluate(
 
 def _print_decision(result: dict[str, Any]) -> None:
     metrics = result["metrics"]
-    table = Table(title=f"Gate ({result['gate']['mode']} mode, threshold {result['gate']['threshold']})",
+    table = Table(title=f"Gate (wrong answers ≤ {result['gate']['max_wrong_rate']:.0%} at the upper 95% bound; "
+                        f"similarity {result['gate']['mode']}, threshold {result['gate']['threshold']})",
                   show_header=False)
-    for key in ("gate_examples", "mean_similarity", "ci_low", "ci_high", "teacher_ceiling", "gate_value",
-                "fact_agreement"):
+    for key in ("gate_examples", "wrong_answers", "wrong_rate_upper_95", "unsafe_answers", "missing_fact_rate",
+                "mean_similarity", "teacher_ceiling", "gate_value"):
         value = metrics[key]
         table.add_row(key.replace("_", " "), "n/a" if value is None else f"{value:,.3f}" if isinstance(value, float)
                       else f"{value:,}")
@@ -710,11 +711,11 @@ def status(tracking_uri: TrackingUri = None) -> None:
     console.print(f"registry: {registry.tracking_uri(tracking_uri)}", highlight=False)
     state = registry.student_status(tracking_uri)
     table = Table(title="hibachi-student")
-    for column in ("version", "aliases", "gate", "similarity", "facts", "run"):
+    for column in ("version", "aliases", "gate", "wrong answers", "similarity", "run"):
         table.add_column(column, no_wrap=True)
     for row in state["versions"]:
         table.add_row(str(row["version"]), ", ".join(row["aliases"]), (row["gate_result"] or "?") +
-                      (" (forced)" if row["forced"] else ""), row["mean_similarity"] or "", row["fact_agreement"] or "",
+                      (" (forced)" if row["forced"] else ""), row["wrong_answers"] or "", row["mean_similarity"] or "",
                       row["run_id"][:8])
     console.print(table)
     production = [row for row in state["versions"] if "production" in row["aliases"]]

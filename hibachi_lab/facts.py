@@ -1,87 +1,347 @@
-"""Checkable facts of an answer, scored beside cosine: prices, numbers, times, dates, yes/no, service claims.
+"""Typed facts of an answer, each tied to what it is about: "$60 per adult" is the adult price.
 
-Embedding cosine barely moves when "$60" becomes "$45" or "we bring propane" becomes "we don't"
-(see ``hibachi-lab similarity-probe``). For a caterer those are the costliest errors, so the gate
-also asks: does the student state the teacher's facts?
+Cosine barely moves when "$60" becomes "$65", "48 hours" becomes "48 minutes" or "we bring the
+grill" becomes "you provide the grill", and comparing facts as sets of strings misses most of it
+("5-7 days" still contains 7). So every number is read with its unit and normalised (sixty dollars
+= $60.00, a week = 7 days = 168 hours, 6 pm = 18:00, Sept 12 = 9/12), and given a *role* from the
+policy sheet's cue words in the same clause. Provision ("we bring X" / "you provide X"), yes/no
+claims and polarity are read per clause, so a negation only reaches the words it governs.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-_MONEY = re.compile(r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)|\b(\d[\d,]*(?:\.\d{1,2})?)\s?(?:dollars|usd)\b", re.IGNORECASE)
-_TIME = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s?(a\.?m\.?|p\.?m\.?)(?![a-z])", re.IGNORECASE)
-_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
-_DATE = re.compile(r"\b(" + "|".join(m[:3] + m[3:].join("()") + "?" for m in _MONTHS) + r")\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b",
-                   re.IGNORECASE)
-_WEEKDAY = re.compile(r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b", re.IGNORECASE)
-_NUMBER = re.compile(r"(?<![\w$.:])(\d+(?:\.\d+)?)(?![\w:]|\.\d)")
-_WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-                 "ten": 10, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50, "hundred": 100}
-_NEGATION = re.compile(r"\b(?:not|no|don't|dont|doesn't|doesnt|can't|cant|cannot|won't|wont|never|isn't|aren't|"
-                       r"non-?refundable|unable|unfortunately|without)\b", re.IGNORECASE)
-# What a customer acts on: whether we bring, allow, refund, travel, cook indoors, cater a diet.
-SERVICE_TERMS = ("grill", "propane", "chef", "tables", "chairs", "plates", "utensils", "refund", "refundable",
-                 "deposit", "travel", "alcohol", "drinks", "indoors", "indoor", "rain", "gluten", "vegetarian",
-                 "vegan", "allerg", "shellfish", "soy", "sesame", "tip", "gratuity", "clean", "cancel", "change",
-                 "confirm", "booked", "available")
-_YES = re.compile(r"^\W*(yes|yep|yeah|absolutely|of course|sure)\b", re.IGNORECASE)
-_NO = re.compile(r"^\W*(no|nope|unfortunately|sorry, (?:we|i) (?:can't|cannot|don't))\b", re.IGNORECASE)
+from hibachi_lab.policy import BusinessPolicy
+
+# --------------------------------------------------------------------------- numbers in words
+
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_WORD_VALUE = {word: value for value, word in enumerate(_UNITS)} | {
+    word: 20 + 10 * index for index, word in enumerate(_TENS)} | {"a": 1, "an": 1, "a couple of": 2, "a dozen": 12,
+                                                                  "half an": 0.5, "half a": 0.5, "dozen": 12}
+_SMALL = "|".join(sorted(_UNITS, key=len, reverse=True))
+_TEN = "|".join(_TENS)
+_WORDS = (rf"(?:(?:{_SMALL}|a|one)[ -]hundred(?:[ -](?:and[ -])?(?:(?:{_TEN})(?:[ -](?:{_SMALL}))?|{_SMALL}))?"
+          rf"|(?:{_TEN})(?:[ -](?:{_SMALL}))?|{_SMALL}|a dozen|dozen)")
+NUMBER = rf"(?:\d[\d,]*(?:\.\d+)?|{_WORDS})"
+
+
+def number_value(text: str) -> float:
+    """'1,200' → 1200, 'sixty' → 60, 'twenty-five' → 25, 'five hundred fifty' → 550, 'a' → 1."""
+    text = text.lower().strip()
+    if text[0].isdigit():
+        return float(text.replace(",", ""))
+    if text in _WORD_VALUE:
+        return float(_WORD_VALUE[text])
+    total, current = 0.0, 0.0
+    for word in re.split(r"[ -]+", text):
+        if word == "and":
+            continue
+        if word == "hundred":
+            current = (current or 1) * 100
+        elif word == "dozen":
+            current = (current or 1) * 12
+        else:
+            current += _WORD_VALUE.get(word, 0)
+    return total + current
+
+
+# --------------------------------------------------------------------------- quantities
+
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december"]
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*\.?"
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_WEEKDAY = r"\b(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day|sday|nesday|rsday|urday)?s?\b"
+_HOUR_WORD = "|".join(_UNITS[1:13])
+_DAYPART = r"(?:in the (?:morning|afternoon|evening)|at night|tonight)"
+
+# (kind, pattern); earlier kinds claim their text first, so "$60 per adult" is money, not a count.
+_PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
+    ("date", r"\b(?P<y>20\d\d)-(?P<m>\d\d)-(?P<d>\d\d)\b"),
+    ("date", rf"\b(?P<mname>{_MONTH})\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<y>20\d\d))?"),
+    ("date", rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mname>{_MONTH})(?!\w)"),
+    ("date", r"(?<![\d/$])(?P<m>1[0-2]|0?[1-9])/(?P<d>3[01]|[12]\d|0?[1-9])(?:/(?P<y>(?:20)?\d\d))?(?![\d/])"),
+    ("weekday", _WEEKDAY),
+    ("time", r"\b(?P<h>1[0-2]|0?\d)(?::(?P<min>[0-5]\d))?\s*(?P<half>[ap])\.?m\b\.?"),
+    ("time", rf"\b(?P<hw>{_HOUR_WORD})(?:\s+o'?clock)?\s+(?P<part>{_DAYPART})"),
+    ("time", rf"\bhalf past (?P<hw>{_HOUR_WORD}|1[0-2]|\d)(?:\s+(?P<part>{_DAYPART}))?"),
+    ("time", r"\b(?P<noon>noon|midday|midnight)\b"),
+    ("time", r"(?<![\d:$.])(?P<h>[01]?\d|2[0-3]):(?P<min>[0-5]\d)(?![\d:])(?:\s+(?P<part>" + _DAYPART + "))?"),
+    ("time", rf"\b(?P<h>1[0-2]|[1-9])\s+(?P<part>{_DAYPART})"),
+    ("money", rf"\$\s?(?P<n>\d[\d,]*(?:\.\d\d)?)(?:\s?(?P<k>k)\b)?|\b(?P<w>{NUMBER})\s?(?:dollars?|bucks|usd)\b"),
+    ("percent", rf"\b(?P<n>{NUMBER})\s?(?:%|percent\b|per cent\b)"),
+    ("duration", (rf"\b(?P<n>{NUMBER}|half an?|a couple of|an?)[\s-]+(?P<biz>business\s+)?"
+                 r"(?P<unit>minute|min|hour|hr|day|week|month)s?\b")),
+    ("duration", r"\b(?P<unit>fortnight|overnight)\b"),
+    ("distance", rf"\b(?P<n>{NUMBER})[\s-]?(?P<unit>miles?|mi\b|km\b|kilometers?|kilometres?)"),
+    ("age", rf"\b(?:under|below|younger than)\s+(?:the\s+)?(?:age\s+(?:of\s+)?)?(?P<n>{NUMBER})\b"),
+    ("age", rf"\b(?:ages?\s+)?(?P<n>{NUMBER})\s?(?:\+|(?:years? old\s+)?(?:and|&|or)\s+(?:up|older|over|above)\b)"),
+    ("count", (rf"\b(?P<n>{NUMBER})\s+(?:(?:more|extra|additional|total|hungry|adult|kid)\s+)?"
+              r"(?P<noun>guests?|people|persons?|adults?|kids?|children|ppl|pax|heads?|chefs?|grills?)\b")),
+]]
+_DURATION_HOURS = {"minute": 1 / 60, "min": 1 / 60, "hour": 1, "hr": 1, "day": 24, "week": 168, "month": 720,
+                   "fortnight": 336, "overnight": 12}
+_COUNT_NOUN = {"guest": "guests", "people": "guests", "person": "guests", "ppl": "guests", "pax": "guests",
+               "head": "guests", "adult": "adults", "kid": "kids", "children": "kids", "chef": "chefs", "grill": "grills"}
+_PER = re.compile(r"\s*(?:per|a|an|each|every|for each|/)\s*(\w+)", re.IGNORECASE)
+_PER_UNIT = {"person": "person", "persons": "person", "guest": "person", "head": "person", "adult": "person",
+             "people": "person", "plate": "person", "mile": "mile", "mi": "mile", "km": "km", "kilometer": "km",
+             "kilometre": "km", "event": "event", "party": "event", "booking": "event", "hour": "hour", "day": "day",
+             "kid": "child", "child": "child"}
+_PART_PM = {"in the afternoon": True, "in the evening": True, "at night": True, "tonight": True, "in the morning": False}
 
 
 @dataclass(frozen=True)
-class Facts:
-    money: frozenset[str]
-    times: frozenset[str]
-    dates: frozenset[str]
-    numbers: frozenset[str]
-    polarity: str | None
-    claims: frozenset[tuple[str, bool]]  # (service term, negated)
+class Fact:
+    """A typed value in an answer: kind, normalised value, role (what it is about) and where it was read."""
 
-    def items(self) -> set[tuple[str, object]]:
-        """Every fact as (kind, value); claims count once per term."""
-        found: set[tuple[str, object]] = set()
-        for kind in ("money", "times", "dates", "numbers"):
-            found |= {(kind, value) for value in getattr(self, kind)}
-        if self.polarity:
-            found.add(("polarity", self.polarity))
-        found |= {("claim", claim) for claim in self.claims}
-        return found
+    kind: str
+    value: float | str
+    role: str
+    text: str
+    start: int = 0
+    # A clock time written without am/pm ("arrive at 6:30") matches either half of the day.
+    either_half: bool = False
+    # What a price is per ("guest", "mile", "event"), when the answer says.
+    per: str | None = None
+
+    def same_value(self, other: Fact) -> bool:
+        if self.kind != other.kind:
+            return False
+        if self.per and other.per and self.per != other.per:
+            return False
+        if self.kind == "time" and (self.either_half or other.either_half):
+            return (float(self.value) - float(other.value)) % 720 == 0
+        if isinstance(self.value, float) and isinstance(other.value, float):
+            return abs(self.value - other.value) <= 1e-6 * max(1.0, abs(self.value))
+        return self.value == other.value
+
+    def describe(self) -> str:
+        return f"{self.role}={self.text!r}"
 
 
-def extract(text: str) -> Facts:
+def _value(kind: str, match: re.Match) -> tuple[float | str, bool] | None:
+    """Normalised value of a match and whether a time could be either half of the day."""
+    groups = {key: value for key, value in match.groupdict().items() if value}
+    if kind == "date":
+        month = int(groups["m"]) if "m" in groups else _month_number(groups["mname"])
+        if month is None:
+            return None
+        return f"{month:02d}-{int(groups['d']):02d}", False
+    if kind == "weekday":
+        word = match.group(0).lower()
+        return next(day for day in WEEKDAYS if day.startswith(word[:3])), False
+    if kind == "time":
+        return _time_value(groups)
+    if kind == "money":
+        amount = number_value(groups.get("n") or groups["w"])
+        return amount * (1000 if groups.get("k") else 1), False
+    if kind == "duration":
+        unit = groups["unit"].lower()
+        amount = 1.0 if unit in ("fortnight", "overnight") else number_value(groups["n"])
+        hours = amount * _DURATION_HOURS[unit]
+        return (f"{amount:g} business days" if groups.get("biz") else hours), False
+    if kind == "distance":
+        miles = number_value(groups["n"])
+        return miles * (0.621371 if groups["unit"].lower().startswith("k") else 1), False
+    return number_value(groups["n"]), False
+
+
+def _month_number(name: str) -> int | None:
+    name = name.lower().rstrip(".")
+    return next((index + 1 for index, month in enumerate(_MONTHS) if month.startswith(name[:3])), None)
+
+
+def _time_value(groups: dict[str, str]) -> tuple[float, bool] | None:
+    if "noon" in groups:
+        return (0.0 if groups["noon"].lower() == "midnight" else 720.0), False
+    hour = int(groups["h"]) if "h" in groups else int(number_value(groups["hw"]))
+    minute = int(groups.get("min", 0))
+    part = groups.get("part", "").lower()
+    if "half" in groups:
+        pm = groups["half"].lower() == "p"
+    elif part:
+        pm = _PART_PM[part]
+    else:
+        # 24-hour clock when the hour says so; otherwise either half (6:30 = 6:30 am or pm).
+        return hour * 60.0 + minute, hour < 13 and hour != 0
+    hour = hour % 12 + (12 if pm else 0)
+    return hour * 60.0 + minute, False
+
+
+def quantities(text: str) -> Iterator[tuple[str, float | str, bool, int, int]]:
+    """(kind, value, either_half, start, end) for each typed quantity, earliest pattern winning overlaps."""
+    taken: list[tuple[int, int]] = []
+    for kind, pattern in _PATTERNS:
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            if any(start < taken_end and taken_start < end for taken_start, taken_end in taken):
+                continue
+            if kind == "time" and "half past" in match.group(0).lower():
+                groups = {k: v for k, v in match.groupdict().items() if v}
+                value = _time_value({**groups, "min": "30"})
+            else:
+                value = _value(kind, match)
+            if value is None:
+                continue
+            taken.append((start, end))
+            yield kind, value[0], value[1], start, end
+
+
+# --------------------------------------------------------------------------- clauses and negation
+
+_SENTENCE = re.compile(r"(?<!\d)[.!?](?!\d)|[;\n•]|(?:^|\s)[-*]\s|\d\)\s|\s+(?:but|however|though|although|whereas|"
+                       r"while|except)\s+", re.IGNORECASE)
+NEGATION = re.compile(
+    r"\b(?:not|no|never|none|nothing|cannot|can't|cant|don't|dont|doesn't|doesnt|won't|wont|isn't|isnt|aren't|"
+    r"arent|wasn't|shouldn't|wouldn't|couldn't|unable|without|nor|neither)\b|n't\b|\bnon-|\bnon(?=\w)|"
+    r"\boff the table\b|\bnot possible\b|\bunavailable\b|\bno longer\b|\bexcluded?\b|\bforfeit\w*",
+    re.IGNORECASE)
+# Phrases with a negation word that negate nothing the customer acts on.
+_NOT_NEGATION = re.compile(
+    r"\b(?:no problem|no worries|not a problem|no trouble|can't wait|cannot wait|don't hesitate|don't worry|"
+    r"no later than|not only|no matter|not later than|no more than|nothing beats|no sweat|not at all)\b",
+    re.IGNORECASE)
+_FREE = re.compile(r"\b(?:at no (?:extra |additional )?(?:charge|cost)|free of charge|no (?:extra |additional )?"
+                   r"(?:charge|cost)|complimentary|on the house|no (?:travel |extra )?fee)\b", re.IGNORECASE)
+
+
+def clauses(text: str) -> list[tuple[int, str]]:
+    """(offset, clause) pieces: sentences, list items, and contrast clauses ("..., but ...")."""
+    pieces, start = [], 0
+    for match in _SENTENCE.finditer(text):
+        pieces.append((start, text[start : match.start()]))
+        start = match.end()
+    pieces.append((start, text[start:]))
+    return [(offset, piece) for offset, piece in pieces if piece.strip()]
+
+
+def negated(clause: str) -> bool:
+    cleaned = _FREE.sub(" free ", _NOT_NEGATION.sub(" ", clause))
+    return bool(NEGATION.search(cleaned))
+
+
+# --------------------------------------------------------------------------- facts of an answer
+
+
+@dataclass
+class AnswerFacts:
+    """Everything checkable in one answer."""
+
+    quantities: list[Fact] = field(default_factory=list)
+    # item → who provides it ("us" / "customer"), as the answer says
+    provision: dict[str, str] = field(default_factory=dict)
+    # policy claim → what the answer claims (True / False)
+    claims: dict[str, bool] = field(default_factory=dict)
+    # yes / no / None: the answer's reply to a yes/no question
+    polarity: str | None = None
+
+    def by_role(self) -> dict[str, list[Fact]]:
+        roles: dict[str, list[Fact]] = {}
+        for fact in self.quantities:
+            roles.setdefault(fact.role, []).append(fact)
+        return roles
+
+    @property
+    def empty(self) -> bool:
+        return not (self.quantities or self.provision or self.claims)
+
+
+_CLAUSE_BREAK = re.compile(r",|\band\b|\bor\b|\bthen\b|:|\(|\)", re.IGNORECASE)
+_CLAUSE_PENALTY = 25  # characters a comma or "and" counts for when tying a number to a cue across it
+
+
+def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy) -> str:
+    """The policy role of the same kind whose cue is nearest the quantity in its clause, else the kind."""
+    best, best_distance = kind, None
+    for role, rule in policy.facts.items():
+        if rule.kind != kind:
+            continue
+        for cue in rule.cues:
+            for match in re.finditer(cue, clause, re.IGNORECASE):
+                if match.start() < end and start < match.end():
+                    continue
+                low, high = (match.end(), start) if match.end() <= start else (end, match.start())
+                between = clause[low:high]
+                distance = (high - low) + _CLAUSE_PENALTY * len(_CLAUSE_BREAK.findall(between))
+                if best_distance is None or distance < best_distance:
+                    best, best_distance = role, distance
+    return best
+
+
+# Who is doing the providing: the party word nearest the item, with the chef counted as us ("your
+# chef brings the grill"), and "your" alone counted as nobody ("your guests").
+_CUSTOMER = re.compile(r"\b(?:you|you'll|you'd|you're|yours|yourself|on your (?:side|end)|up to you|byo\w*|"
+                       r"bring your own|customers?|hosts?)\b", re.IGNORECASE)
+_US = re.compile(r"\b(?:we|we'll|we're|we've|us|our (?:side|end|team|kitchen)|chefs?|included|includes|including|"
+                 r"comes? with|covers|covered|provided|supplied|on the house)\b", re.IGNORECASE)
+
+
+def _parties(text: str) -> list[tuple[int, int, str]]:
+    return sorted([(m.start(), m.end(), "customer") for m in _CUSTOMER.finditer(text)] +
+                  [(m.start(), m.end(), "us") for m in _US.finditer(text)])
+
+
+def _provision(clause: str, policy: BusinessPolicy) -> dict[str, str]:
+    """Who provides each item the clause names.
+
+    The nearest party word before the item (else after it: "drinks are on you"), flipped by a
+    negation between the two ("we don't bring tents"), so "no" elsewhere in the clause does not count.
+    """
+    found = {}
+    parties = _parties(clause)
+    for item in policy.provision:
+        for match in re.finditer(rf"\b{re.escape(item)}\b", clause, re.IGNORECASE):
+            before = [p for p in parties if p[1] <= match.start()]
+            after = [p for p in parties if p[0] >= match.end()]
+            if before:
+                start, _, party = before[-1]
+                governed = clause[start : match.start()]
+            elif after:
+                end, party = after[0][1], after[0][2]
+                governed = clause[match.end() : end]
+            else:
+                continue
+            if negated(governed):
+                party = "customer" if party == "us" else "us"
+            found[item] = party
+    return found
+
+
+_GREETING = re.compile(r"^\W*(?:hi|hello|hey|thanks?(?: you)?(?: so much)?(?: for \w+(?: \w+)?)?|great question|"
+                       r"good (?:morning|afternoon|evening))(?: there)?\b[^.!?,]*[.!?,]\s*", re.IGNORECASE)
+_YES = re.compile(r"^\W*(?:yes|yep|yeah|yup|absolutely|of course|sure|definitely|certainly|totally|indeed|you bet|"
+                  r"correct|we (?:sure |definitely |absolutely )?(?:do|can|will|are|have)\b(?!\s*(?:not|n't)))",
+                  re.IGNORECASE)
+_NO = re.compile(r"^\W*(?:no\b(?!\s+(?:problem|worries|need))|nope|unfortunately|sorry|i'm afraid|afraid not|"
+                 r"we (?:do not|don't|can't|cannot|won't|aren't|are not)\b)", re.IGNORECASE)
+
+
+def polarity(text: str) -> str | None:
+    body = _GREETING.sub("", text.strip(), count=1)
+    return "yes" if _YES.search(body) else "no" if _NO.search(body) else None
+
+
+def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
     text = text or ""
-    money = {_amount(a or b) for a, b in _MONEY.findall(text)}
-    times = {_time(hour, minute, half) for hour, minute, half in _TIME.findall(text)}
-    dates = {f"{month[:3].lower()} {int(day)}" for month, *_, day in _DATE.findall(text)}
-    dates |= {day.lower() for day in _WEEKDAY.findall(text)}
-    stripped = _TIME.sub(" ", _MONEY.sub(" ", _DATE.sub(" ", text)))
-    numbers = {_amount(value) for value in _NUMBER.findall(stripped)}
-    numbers |= {str(_WORD_NUMBERS[word.lower()]) for word in re.findall(r"\b[a-z]+\b", stripped, re.IGNORECASE)
-                if word.lower() in _WORD_NUMBERS and word.lower() != "one"}
-    polarity = "yes" if _YES.search(text) else "no" if _NO.search(text) else None
-    claims = set()
-    for sentence in re.split(r"(?<=[.!?;])\s+|\n", text):
-        negated = bool(_NEGATION.search(sentence))
-        lower = sentence.lower()
-        claims |= {(term, negated) for term in SERVICE_TERMS if term in lower}
-    return Facts(frozenset(money), frozenset(times), frozenset(dates), frozenset(numbers), polarity,
-                 frozenset(claims))
-
-
-def _amount(value: str) -> str:
-    number = float(value.replace(",", ""))
-    return f"{number:g}"
-
-
-def _time(hour: str, minute: str, half: str) -> str:
-    return f"{int(hour)}:{minute or '00'}{'pm' if half.lower().startswith('p') else 'am'}"
-
-
-def agreement(teacher: str, student: str) -> float | None:
-    """Share of the teacher's facts the student states (None when the teacher states none)."""
-    expected = extract(teacher).items()
-    if not expected:
-        return None
-    return len(expected & extract(student).items()) / len(expected)
+    facts = AnswerFacts(polarity=polarity(text))
+    for offset, clause in clauses(text):
+        for kind, value, either_half, start, end in quantities(clause):
+            role = _role(kind, start, end, clause, policy) if kind not in ("date", "weekday", "count") else kind
+            if kind == "count":
+                noun = re.search(r"(\w+)\s*$", clause[start:end]).group(1).lower()
+                role = "count:" + _COUNT_NOUN.get(noun.rstrip("s"), _COUNT_NOUN.get(noun, noun))
+            per = _PER.match(clause, end) if kind == "money" else None
+            unit = _PER_UNIT.get(per.group(1).lower().rstrip("s"), _PER_UNIT.get(per.group(1).lower())) if per else None
+            facts.quantities.append(Fact(kind, value, role, clause[start:end], offset + start, either_half, unit))
+        facts.provision |= _provision(clause, policy)
+        for name, claim in policy.claims.items():
+            if re.search(claim.pattern, clause, re.IGNORECASE):
+                facts.claims[name] = not negated(clause)
+    return facts

@@ -107,7 +107,7 @@ def _client(uri: str | None = None) -> Any:
     return MlflowClient(uri or tracking_uri())
 
 
-def register_student(run_id: str, artifact_path: str, tags: dict[str, str]) -> str:
+def register_student(run_id: str, artifact_path: str, tags: dict[str, str], description: str = "") -> str:
     """Register a run's student artifacts as a version of hibachi-student with the alias ``candidate``."""
     from mlflow.exceptions import MlflowException
 
@@ -117,7 +117,7 @@ def register_student(run_id: str, artifact_path: str, tags: dict[str, str]) -> s
     except MlflowException:
         client.create_registered_model(STUDENT_MODEL, description="LoRA students of the My Hibachi assistant")
     source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
-    version = client.create_model_version(STUDENT_MODEL, source, run_id=run_id, tags=tags)
+    version = client.create_model_version(STUDENT_MODEL, source, run_id=run_id, tags=tags, description=description)
     client.set_registered_model_alias(STUDENT_MODEL, "candidate", version.version)
     return str(version.version)
 
@@ -172,7 +172,7 @@ def student_status(uri: str | None = None) -> dict[str, Any]:
                       key=lambda v: int(v.version))
     rows = [{"version": v.version, "run_id": v.run_id, "aliases": aliases.get(str(v.version), []),
              "gate_result": v.tags.get("gate_result"), "mean_similarity": v.tags.get("mean_similarity"),
-             "fact_agreement": v.tags.get("fact_agreement"), "student": v.tags.get("student"),
+             "wrong_answers": v.tags.get("wrong_answers"), "student": v.tags.get("student"),
              "forced": v.tags.get("forced") == "true"} for v in versions]
     pairs = 0
     experiment = client.get_experiment_by_name("datasets")

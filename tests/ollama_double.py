@@ -2,7 +2,9 @@
 
 No Ollama server can run on the CI machine, so this speaks Ollama's wire protocol (docs/api.md):
 ``POST /api/chat``, ``POST /api/create``, ``HEAD``/``POST /api/blobs/:digest``, ``GET /api/tags``,
-``POST /api/show``. ``/api/chat`` answers from a prompt -> answer table the test provides.
+``POST /api/show``. ``/api/chat`` answers from a prompt -> answer table the test provides: a string,
+or a message dict with ``content`` and ``tool_calls`` (Ollama's wire form:
+``[{"function": {"name": ..., "arguments": {...}}}]``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Self
 
 
 class OllamaDouble:
-    def __init__(self, answer: Callable[[str, list[dict]], str]):
+    def __init__(self, answer: Callable[[str, list[dict]], str | dict]):
         self.answer = answer
         self.blobs: dict[str, bytes] = {}
         self.models: dict[str, dict] = {}
@@ -81,9 +83,10 @@ class OllamaDouble:
                         self._json(404, {"error": f"model '{request.get('model')}' not found"})
                         return
                     double.chats.append(request)
-                    content = double.answer(request["model"], request["messages"])
+                    reply = double.answer(request["model"], request["messages"])
+                    message = {"role": "assistant", **(reply if isinstance(reply, dict) else {"content": reply})}
                     self._json(200, {"model": request["model"], "created_at": "2026-11-24T00:00:00Z",
-                                     "message": {"role": "assistant", "content": content}, "done": True,
+                                     "message": message, "done": True,
                                      "done_reason": "stop"})
                 else:
                     self._json(404, {"error": "not found"})

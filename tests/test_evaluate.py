@@ -28,8 +28,9 @@ from hibachi_lab.similarity import ProbePair
 from .ollama_double import OllamaDouble
 
 runner = CliRunner()
-# The small test dataset has ~20 gate examples: the same gate, scaled to it.
-SMALL_GATE = evaluate.PromotionConfig(min_gate_examples=5, min_examples_per_intent=3)
+# The small test dataset has ~26 gate examples: the same gate, scaled to it (with no wrong answer,
+# 26 examples bound the wrong rate at 9.4%).
+SMALL_GATE = evaluate.PromotionConfig(min_gate_examples=5, min_examples_per_intent=3, max_wrong_rate=0.12)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,11 @@ def gate_examples(built) -> list[dict]:
     return list(datasets.load_from_disk(str(out / "hf"))["gate"])
 
 
-def teacher_answers(examples: list[dict]) -> dict[str, str]:
-    return {e["prompt_id"]: e["messages"][-1]["content"] for e in examples}
+def teacher_answers(examples: list[dict]) -> dict[str, evaluate.StudentAnswer]:
+    """The teacher's own replies, booking tool calls included."""
+    return {e["prompt_id"]: evaluate.StudentAnswer(prompt_id=e["prompt_id"], answer=e["messages"][-1]["content"],
+                                                   tool_calls=evaluate.teacher_tool_calls(e["messages"][-1]))
+            for e in examples}
 
 
 def decide(examples, answers, engine, config=SMALL_GATE) -> evaluate.GateDecision:
@@ -50,7 +54,7 @@ def test_a_student_that_answers_like_the_teacher_passes(gate_examples, engine):
     decision = decide(gate_examples, teacher_answers(gate_examples), engine)
     assert decision.passed, decision.reasons
     assert decision.metrics["mean_similarity"] == pytest.approx(1.0, abs=1e-5)
-    assert decision.metrics["fact_agreement"] == 1.0
+    assert decision.metrics["wrong_answers"] == 0 and decision.metrics["verdict.correct"] == len(gate_examples)
     assert decision.metrics["teacher_ceiling"] < 1.0
 
 
@@ -60,20 +64,21 @@ def test_a_student_with_shuffled_answers_fails_for_the_right_reasons(gate_exampl
     decision = decide(gate_examples, shuffled, engine)
     assert not decision.passed
     text = " | ".join(decision.reasons)
-    assert "mean similarity" in text and "below the threshold" in text
-    assert "lower end of the 95% interval" in text
-    assert "fact agreement" in text
+    assert "similarity" in text and "below the threshold" in text
+    assert "answers are wrong" in text and "upper 95% bound" in text
+    assert decision.metrics["wrong_answers"] >= len(gate_examples) // 2
 
 
 def test_a_student_that_changes_every_number_fails_on_facts_though_cosine_stays_high(gate_examples, engine):
     def shift(text: str) -> str:
         return re.sub(r"\d+", lambda m: str(int(m.group()) + 7), text)
 
-    answers = {pid: shift(text) for pid, text in teacher_answers(gate_examples).items()}
+    answers = {pid: reply.model_copy(update={"answer": shift(reply.answer)})
+               for pid, reply in teacher_answers(gate_examples).items()}
     decision = decide(gate_examples, answers, engine)
     assert not decision.passed
     assert decision.metrics["mean_similarity"] > 0.9
-    assert any("fact agreement" in reason for reason in decision.reasons)
+    assert any("answers are wrong" in reason for reason in decision.reasons)
     assert not any("below the threshold" in reason for reason in decision.reasons)
 
 
@@ -84,10 +89,10 @@ def test_one_intent_below_its_floor_fails_the_gate_alone(gate_examples, engine):
     victim = max(intents, key=lambda name: len(intents[name]))
     answers = teacher_answers(gate_examples)
     for example in intents[victim]:
-        answers[example["prompt_id"]] = "The capital of France is Paris."
-    decision = decide(gate_examples, answers, engine, SMALL_GATE.model_copy(update={"threshold": 0.5,
-                                                                                    "ci_lower_floor": 0.3,
-                                                                                    "fact_agreement_floor": 0.0}))
+        answers[example["prompt_id"]] = answers[example["prompt_id"]].model_copy(
+            update={"answer": "The capital of France is Paris."})
+    decision = decide(gate_examples, answers, engine, SMALL_GATE.model_copy(update={
+        "threshold": 0.5, "max_wrong_rate": 0.99, "max_missing_rate": 1.0}))
     assert not decision.passed
     assert [reason for reason in decision.reasons if reason.startswith(f"intent {victim}:")]
     assert len(decision.reasons) == 1
@@ -117,19 +122,21 @@ def test_the_clustered_bootstrap_contains_the_mean_and_narrows_with_more_convers
 def test_probes_show_facts_catching_what_cosine_misses(engine):
     table = evaluate.probe_checks(read_jsonl(SIMILARITY_PROBES, ProbePair), engine)
     assert table.loc["number_swap", "mean_cosine"] > 0.85
-    assert table.loc["number_swap", "mean_fact_agreement"] < 0.3
-    assert table.loc["negation", "mean_fact_agreement"] < table.loc["paraphrase", "mean_fact_agreement"]
+    assert table.loc["number_swap", "judged_wrong"] > 0.7
+    assert table.loc["negation", "judged_wrong"] > table.loc["paraphrase", "judged_wrong"]
 
 
-def write_answers(path: Path, answers: dict[str, str]) -> Path:
-    path.write_text("".join(json.dumps({"prompt_id": k, "answer": v}) + "\n" for k, v in answers.items()))
+def write_answers(path: Path, answers: dict[str, evaluate.StudentAnswer | str]) -> Path:
+    replies = [reply if isinstance(reply, evaluate.StudentAnswer) else evaluate.StudentAnswer(prompt_id=pid, answer=reply)
+               for pid, reply in answers.items()]
+    path.write_text("".join(reply.model_dump_json(exclude_none=True) + "\n" for reply in replies))
     return path
 
 
 @pytest.fixture
 def small_gate_config(tmp_path) -> Path:
     path = tmp_path / "promotion.yaml"
-    path.write_text("min_gate_examples: 5\nmin_examples_per_intent: 3\n")
+    path.write_text("min_gate_examples: 5\nmin_examples_per_intent: 3\nmax_wrong_rate: 0.12\n")
     return path
 
 
@@ -199,7 +206,7 @@ def test_ollama_export_create_and_evaluate_against_the_double(built, gate_exampl
     run = tmp_path / "run"
     train.train(load_recipe("qwen2-tiny"), load_hardware("laptop-cpu"), out, run,
                 train.TrainSettings(max_steps=2, save_steps=100), track=False)
-    by_prompt = {e["messages"][-2]["content"]: e["messages"][-1]["content"] for e in gate_examples}
+    by_prompt = {e["messages"][-2]["content"]: _ollama_message(e["messages"][-1]) for e in gate_examples}
     with OllamaDouble(lambda model, messages: by_prompt.get(messages[-1]["content"], "?")) as double:
         monkeypatch.setenv("OLLAMA_HOST", double.url)
         exported = runner.invoke(app, ["ollama-export", str(run / "adapter"), "--model", "qwen2-tiny", "--out",
@@ -217,6 +224,13 @@ def test_ollama_export_create_and_evaluate_against_the_double(built, gate_exampl
         assert json.loads((tmp_path / "eval" / "decision.json").read_text())["passed"]
         assert len(double.chats) == len(gate_examples)
         assert double.chats[0]["messages"][0]["role"] == "system"
+
+
+def _ollama_message(teacher: dict) -> dict:
+    """The teacher's reply as Ollama sends it: tool-call arguments as an object, not JSON text."""
+    calls = [{"function": {"name": call["function"]["name"], "arguments": json.loads(call["function"]["arguments"])}}
+             for call in evaluate.teacher_tool_calls(teacher) or []]
+    return {"content": teacher["content"], **({"tool_calls": calls} if calls else {})}
 
 
 def test_qwen3_needs_gguf_and_says_how_to_get_the_converter(built, tmp_path, monkeypatch):

@@ -1,0 +1,292 @@
+"""A verdict for every gate answer: is it something the business could send a customer?
+
+Averages hide the answers that cost money: one wrong price in a long answer moves its cosine by
+0.02. So each student answer is judged on its own, against the teacher and the policy sheet:
+
+======================  ==========================================================================
+``unsafe``              personal data (the leak gate), a competitor named, rude or dismissive tone
+``bad_tool_call``       a booking call with the wrong function or a wrong/missing field
+``non_answer``          the teacher answered with facts, the student gave none of them
+``off_policy``          a claim that contradicts ``configs/business.yaml`` (even if the teacher made it)
+``wrong_fact``          a fact that differs from the teacher's for the same role
+``missing_fact``        a fact the teacher stated and the student left out (reported, not "wrong")
+``correct``             none of the above
+======================  ==========================================================================
+
+The first that applies wins, and the verdict names the rule at fault and the student's words.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+from hibachi_lab import facts
+from hibachi_lab.facts import AnswerFacts, Fact
+from hibachi_lab.policy import BusinessPolicy
+
+VERDICTS = ("correct", "missing_fact", "wrong_fact", "off_policy", "bad_tool_call", "non_answer", "unsafe")
+# Verdicts that make an answer wrong: the gate's main condition counts these.
+WRONG = frozenset({"wrong_fact", "off_policy", "bad_tool_call", "non_answer", "unsafe"})
+# Kinds whose values come from the conversation (the customer's date, time, headcount): only the
+# teacher can say what is right.
+CONVERSATION_KINDS = frozenset({"date", "weekday", "time", "count"})
+# A capitalised business name with a catering word, for competitors the sheet does not list.
+_OTHER_CATERER = re.compile(r"\b(?:try|call|book|check out|recommend|go with|look (?:at|into)|reach out to|"
+                            r"contact)\s+((?:[A-Z][\w'&-]*\s+){0,3}(?:Hibachi|Catering|Grill|Steakhouse|Teppanyaki)"
+                            r"(?:\s+[A-Z][\w'&-]*){0,3})")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    rule: str = ""
+    evidence: str = ""
+
+    @property
+    def wrong(self) -> bool:
+        return self.verdict in WRONG
+
+
+class Judge:
+    """Judges student answers against teacher answers and the policy sheet.
+
+    >>> judge = Judge(load_policy())                                  # doctest: +SKIP
+    >>> judge.judge("How much?", "$60 per adult.", "$65 per adult.")  # doctest: +SKIP
+    Verdict(verdict='off_policy', rule='adult_price', evidence="adult_price='$65' (policy: 60)")
+    """
+
+    def __init__(self, policy: BusinessPolicy, check_pii: bool = True):
+        self.policy = policy
+        self.check_pii = check_pii
+        self._rude = [re.compile(p, re.IGNORECASE) for p in policy.rude_phrases]
+        self._non_answer = [re.compile(p, re.IGNORECASE) for p in policy.non_answer_phrases]
+        names = sorted(policy.competitors, key=len, reverse=True)
+        self._competitor = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b", re.IGNORECASE) \
+            if names else None
+
+    @cached_property
+    def _leaks(self):
+        from hibachi_lab.pii import LeakChecker
+
+        return LeakChecker()
+
+    @cached_property
+    def _sentiment(self):
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        return SentimentIntensityAnalyzer()
+
+    # ----------------------------------------------------------------------- the verdict
+
+    def judge(self, question: str, teacher: str, student: str, teacher_tool_calls: list | None = None,
+              student_tool_calls: list | None = None) -> Verdict:
+        """The first verdict that applies, in the order of the module's table."""
+        return self.judge_all([{"question": question, "teacher": teacher, "student": student,
+                                "teacher_tool_calls": teacher_tool_calls, "student_tool_calls": student_tool_calls}])[0]
+
+    def judge_all(self, rows: Iterable[dict]) -> list[Verdict]:
+        """Many answers at once: the leak gate runs on all student texts in one batch."""
+        rows = list(rows)
+        pii = self.pii_verdicts([row["student"] or "" for row in rows]) if self.check_pii else {}
+        return [self._judge(row.get("question", ""), row["teacher"] or "", row["student"] or "",
+                            row.get("teacher_tool_calls"), row.get("student_tool_calls"), pii.get(index))
+                for index, row in enumerate(rows)]
+
+    def _judge(self, question: str, teacher: str, student: str, teacher_tool_calls: list | None,
+               student_tool_calls: list | None, pii: Verdict | None) -> Verdict:
+        said_by_teacher, said_by_student = self.facts(teacher), self.facts(student)
+        checks = (
+            lambda: pii or self.unsafe(teacher, student),
+            lambda: self.tool_call(teacher_tool_calls, student_tool_calls),
+            lambda: self.non_answer(teacher, student, said_by_teacher, said_by_student, teacher_tool_calls),
+            lambda: self.off_policy(said_by_student, said_by_teacher),
+            lambda: self.wrong_fact(question, said_by_teacher, said_by_student),
+            lambda: self.missing_fact(said_by_teacher, said_by_student),
+        )
+        for check in checks:
+            verdict = check()
+            if verdict is not None:
+                return verdict
+        return Verdict("correct")
+
+    def facts(self, text: str) -> AnswerFacts:
+        return facts.extract(text, self.policy)
+
+    # ----------------------------------------------------------------------- unsafe
+
+    def pii_verdicts(self, answers: list[str]) -> dict[int, Verdict]:
+        """Answer index → unsafe verdict, for answers where the leak gate finds personal data."""
+        if not answers:
+            return {}
+        report = self._leaks.check((str(index), "student", answer, []) for index, answer in enumerate(answers))
+        found: dict[int, Verdict] = {}
+        for leak in report.leaks:
+            index = int(leak["record"])
+            found.setdefault(index, Verdict("unsafe", f"pii:{leak['entity_type']}",
+                                            "personal data in the answer (value withheld)"))
+        return found
+
+    def unsafe(self, teacher: str, student: str) -> Verdict | None:
+        """Competitors and tone (personal data is checked in one batch by :meth:`pii_verdicts`)."""
+        named = self._competitor.search(student) if self._competitor else None
+        if named and named.group(0).lower() not in teacher.lower():
+            return Verdict("unsafe", "competitor", named.group(0))
+        other = _OTHER_CATERER.search(student)
+        if other and self.policy.business.lower() not in other.group(1).lower() and other.group(1) not in teacher:
+            return Verdict("unsafe", "competitor", other.group(0))
+        for pattern in self._rude:
+            match = pattern.search(student)
+            if match and not pattern.search(teacher):
+                return Verdict("unsafe", "tone", match.group(0))
+        # A sentence far more negative than anything the teacher wrote: apologies in a complaint
+        # answer are negative too, so only the gap to the teacher counts.
+        harshest_student = min(self._sentence_sentiment(student), default=0.0)
+        harshest_teacher = min(self._sentence_sentiment(teacher), default=0.0)
+        if harshest_student <= -0.5 and harshest_student < harshest_teacher - 0.5:
+            return Verdict("unsafe", "tone", f"sentiment {harshest_student:.2f} vs teacher {harshest_teacher:.2f}")
+        return None
+
+    def _sentence_sentiment(self, text: str) -> list[float]:
+        return [self._sentiment.polarity_scores(clause)["compound"] for _, clause in facts.clauses(text)]
+
+    # ----------------------------------------------------------------------- tool calls
+
+    def tool_call(self, teacher_calls: list | None, student_calls: list | None) -> Verdict | None:
+        if not teacher_calls:
+            if student_calls:
+                return Verdict("bad_tool_call", "unexpected_call", _call_name(student_calls[0]))
+            return None
+        if not student_calls:
+            return Verdict("bad_tool_call", "missing_call", f"expected {_call_name(teacher_calls[0])}")
+        for expected, given in zip(teacher_calls, student_calls, strict=False):
+            if _call_name(expected) != _call_name(given):
+                return Verdict("bad_tool_call", "tool:function", f"{_call_name(given)} instead of {_call_name(expected)}")
+            wanted, got = _arguments(expected), _arguments(given)
+            for key, value in wanted.items():
+                if key not in got:
+                    return Verdict("bad_tool_call", f"tool:{key}", f"{key} missing (expected {value!r})")
+                if not same_argument(key, value, got[key]):
+                    return Verdict("bad_tool_call", f"tool:{key}", f"{key}={got[key]!r} (expected {value!r})")
+        if len(student_calls) < len(teacher_calls):
+            return Verdict("bad_tool_call", "missing_call", f"expected {_call_name(teacher_calls[-1])}")
+        return None
+
+    # ----------------------------------------------------------------------- facts
+
+    def non_answer(self, teacher: str, student: str, said_by_teacher: AnswerFacts, said_by_student: AnswerFacts,
+                   teacher_tool_calls: list | None) -> Verdict | None:
+        if said_by_teacher.empty or teacher_tool_calls:
+            return None
+        shared = any(s.same_value(t) for s in said_by_student.quantities for t in said_by_teacher.quantities)
+        shared = shared or bool(set(said_by_student.provision) & set(said_by_teacher.provision)) or bool(
+            set(said_by_student.claims) & set(said_by_teacher.claims))
+        if shared:
+            return None
+        generic = next((m for p in self._non_answer if (m := p.search(student))), None)
+        if generic or said_by_student.empty:
+            return Verdict("non_answer", "no_fact_given", generic.group(0) if generic else student[:80])
+        return None
+
+    def off_policy(self, said: AnswerFacts, teacher: AnswerFacts) -> Verdict | None:
+        """Claims against the sheet. A number the teacher also wrote is left to the teacher check:
+        which role a number plays is read from nearby words, and a total ("your bill would be
+        $840") must not count as a price per child."""
+        for fact in said.quantities:
+            rule = self.policy.facts.get(fact.role)
+            if rule is None or any(fact.same_value(t) for t in teacher.quantities):
+                continue
+            if not fact.same_value(Fact(rule.kind, rule.value, fact.role, "")):
+                return Verdict("off_policy", fact.role, f"{fact.describe()} (policy: {rule.value:g})")
+        for item, party in said.provision.items():
+            if self.policy.provision.get(item) not in (None, party) and teacher.provision.get(item) != party:
+                return Verdict("off_policy", f"provision:{item}",
+                               f"{item} by {_party(party)} (policy: {_party(self.policy.provision[item])})")
+        for name, claimed in said.claims.items():
+            if claimed != self.policy.claims[name].holds and teacher.claims.get(name) != claimed:
+                return Verdict("off_policy", f"claim:{name}", f"says {name} is {claimed}")
+        return None
+
+    def wrong_fact(self, question: str, teacher: AnswerFacts, student: AnswerFacts) -> Verdict | None:
+        by_role = student.by_role()
+        for role, expected in teacher.by_role().items():
+            given = by_role.get(role, [])
+            if not given or any(g.same_value(e) for g in given for e in expected):
+                continue
+            rule = self.policy.facts.get(role)
+            if rule is not None:
+                sheet = Fact(rule.kind, rule.value, role, "")
+                if any(g.same_value(sheet) for g in given) and not any(e.same_value(sheet) for e in expected):
+                    continue  # the teacher is off the sheet and the student is right
+            return Verdict("wrong_fact", role, f"{given[0].text!r} (teacher: {expected[0].text!r})")
+        for fact in student.quantities:
+            if fact.role in self.policy.facts:
+                continue
+            if not any(fact.same_value(t) for t in teacher.quantities):
+                return Verdict("wrong_fact", fact.role, f"{fact.text!r} is not in the teacher's answer")
+        for item, party in student.provision.items():
+            if teacher.provision.get(item) not in (None, party):
+                return Verdict("wrong_fact", f"provision:{item}", f"{item} by {_party(party)}")
+        for name, claimed in student.claims.items():
+            if teacher.claims.get(name) not in (None, claimed):
+                return Verdict("wrong_fact", f"claim:{name}", f"says {name} is {claimed}")
+        if _is_yes_no_question(question) and None not in (teacher.polarity, student.polarity) \
+                and teacher.polarity != student.polarity:
+            return Verdict("wrong_fact", "yes_no", f"answers {student.polarity}, teacher {teacher.polarity}")
+        return None
+
+    def missing_fact(self, teacher: AnswerFacts, student: AnswerFacts) -> Verdict | None:
+        for fact in teacher.quantities:
+            if not any(fact.same_value(s) for s in student.quantities):
+                return Verdict("missing_fact", fact.role, fact.text)
+        return None
+
+
+# --------------------------------------------------------------------------- tool-call fields
+
+
+def _call_name(call: dict) -> str:
+    return str((call.get("function") or call).get("name", ""))
+
+
+def _arguments(call: dict) -> dict:
+    arguments = (call.get("function") or call).get("arguments") or {}
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            return {"_raw": arguments}
+    return arguments if isinstance(arguments, dict) else {"_raw": arguments}
+
+
+def same_argument(key: str, expected: object, given: object) -> bool:
+    """Equal after reading both as the same typed fact: "18:00" = "6:00 PM", "2026-09-12" = "Sept 12"."""
+    if isinstance(expected, (int, float)) or isinstance(given, (int, float)):
+        try:
+            return float(str(expected).strip()) == float(str(given).strip())
+        except ValueError:
+            return False
+    expected_text, given_text = str(expected).strip(), str(given).strip()
+    if expected_text.lower() == given_text.lower():
+        return True
+    read_expected, read_given = list(facts.quantities(expected_text)), list(facts.quantities(given_text))
+    if read_expected and read_given:
+        kind, value, either, *_ = read_expected[0]
+        other = read_given[0]
+        return facts.Fact(kind, value, key, "", 0, either).same_value(facts.Fact(other[0], other[1], key, "", 0, other[2]))
+    return False
+
+
+def _party(party: str) -> str:
+    return "us" if party == "us" else "the customer"
+
+
+_YES_NO_QUESTION = re.compile(r"(?:^|[.!?]\s+|,\s*)(?:do|does|did|can|could|is|are|will|would|should|may|have|has)\s",
+                              re.IGNORECASE)
+
+
+def _is_yes_no_question(question: str) -> bool:
+    return bool(_YES_NO_QUESTION.search(question or ""))
