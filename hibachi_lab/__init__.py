@@ -8,3 +8,5 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = REPO_ROOT / "configs"
 BUNDLED_PROBES = REPO_ROOT / "data" / "similarity_probes.jsonl"
+# Hand-labelled (teacher, student) pairs the gate's verdicts are calibrated on: gate-calibrate.
+GATE_PROBES = REPO_ROOT / "data" / "gate_probes.jsonl"

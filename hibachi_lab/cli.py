@@ -20,7 +20,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 from typer.core import TyperGroup
 
-from hibachi_lab import BUNDLED_PROBES, REPO_ROOT
+from hibachi_lab import BUNDLED_PROBES, GATE_PROBES, REPO_ROOT
 from hibachi_lab.errors import BadInput
 
 SAMPLE_TRAFFIC = REPO_ROOT / "data" / "sample_traffic.jsonl"
@@ -338,6 +338,47 @@ def similarity_probe(
     console.print(table)
     console.print("A pair kind that should differ (negation, number_swap, entity_swap) but scores above the "
                   "threshold passes a cosine-only gate: check facts beside cosine.", highlight=False)
+
+
+@app.command("gate-calibrate")
+def gate_calibrate(
+    probes: Annotated[Path, typer.Argument(help="JSONL of labelled (teacher, student) pairs (default: the bundled "
+                                           "hand-written set, data/gate_probes.jsonl).")] = GATE_PROBES,
+    policy: Annotated[Path | None, typer.Option(help="Business policy sheet (default configs/business.yaml).")] = None,
+    misses: Annotated[bool, typer.Option(help="Also list every pair the judge gets wrong.")] = False,
+) -> None:
+    """How the gate's per-answer verdicts read labelled pairs: accepted paraphrases, rejected flips, per kind and rule."""
+    from hibachi_lab.policy import load_policy
+    from hibachi_lab.records import read_jsonl
+    from hibachi_lab.verdicts import (
+        Judge,
+        LabelledAnswer,
+        calibrate,
+        calibration_by_kind,
+        calibration_by_rule,
+    )
+
+    pairs = read_jsonl(probes, LabelledAnswer)
+    judged = calibrate(pairs, Judge(load_policy(policy)))
+    table = Table(title=f"Verdicts on {len(pairs)} labelled pairs ({probes.name})")
+    for column, justify in (("label", "left"), ("kind", "left"), ("pairs", "right"), ("judged as labelled", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    for row in calibration_by_kind(judged).itertuples():
+        table.add_row(row.label, row.kind, str(row.pairs), f"{row.judged_as_labelled:.0%}")
+    console.print(table)
+    rules = Table(title="Rules that called an answer wrong")
+    for column, justify in (("rule", "left"), ("fired", "right"), ("really wrong", "right")):
+        rules.add_column(column, justify=justify, no_wrap=True)
+    for row in calibration_by_rule(judged).itertuples():
+        rules.add_row(row.rule, str(row.fired), f"{row.really_wrong:.0%}")
+    console.print(rules)
+    correct, wrong = judged[judged["label"] == "correct"], judged[judged["label"] == "wrong"]
+    console.print(f"correct answers accepted: {correct['agrees'].mean():.1%} of {len(correct)}; wrong answers "
+                  f"rejected: {wrong['agrees'].mean():.1%} of {len(wrong)}", highlight=False)
+    if misses:
+        for row in judged[~judged["agrees"]].itertuples():
+            console.print(f"{row.id} {row.label}/{row.kind} {row.fact!r}: judged {row.verdict} {row.rule} "
+                          f"{row.evidence}", highlight=False, markup=False)
 
 
 @app.command()

@@ -93,7 +93,7 @@ _PER = re.compile(r"\s*(?:per|a|an|each|every|for each|/)\s*(\w+)", re.IGNORECAS
 _PER_UNIT = {"person": "person", "persons": "person", "guest": "person", "head": "person", "adult": "person",
              "people": "person", "plate": "person", "mile": "mile", "mi": "mile", "km": "km", "kilometer": "km",
              "kilometre": "km", "event": "event", "party": "event", "booking": "event", "hour": "hour", "day": "day",
-             "kid": "child", "child": "child"}
+             "kid": "child", "child": "child", "table": "table", "group": "event", "order": "event"}
 _PART_PM = {"in the afternoon": True, "in the evening": True, "at night": True, "tonight": True, "in the morning": False}
 
 
@@ -196,7 +196,7 @@ def quantities(text: str) -> Iterator[tuple[str, float | str, bool, int, int]]:
 
 # --------------------------------------------------------------------------- clauses and negation
 
-_SENTENCE = re.compile(r"(?<!\d)[.!?](?!\d)|[;\n•]|(?:^|\s)[-*]\s|\d\)\s|\s+(?:but|however|though|although|whereas|"
+_SENTENCE = re.compile(r"(?<!\d)[.!?](?!\d)|[;\n•]|(?:^|\s)[-*]\s|(?:^|\n)\s*\d+[.)]\s|\s+(?:but|however|though|although|whereas|"
                        r"while|except)\s+", re.IGNORECASE)
 NEGATION = re.compile(
     r"\b(?:not|no|never|none|nothing|cannot|can't|cant|don't|dont|doesn't|doesnt|won't|wont|isn't|isnt|aren't|"

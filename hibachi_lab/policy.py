@@ -30,6 +30,8 @@ class PolicyFact(StrictConfig):
     kind: FactKind
     value: float = Field(description="in the kind's unit: dollars, percent, hours, miles, minutes after midnight, "
                                       "years, or a count")
+    per: str | None = Field(None, description="what a price is per (person, child, event, mile); a student "
+                                              "price per something else is off policy")
     cues: list[str] = Field(min_length=1, description="regular expressions; the nearest one in a clause names the role")
     note: str = ""
 

@@ -23,8 +23,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import ConfigDict
 
 from hibachi_lab import facts
+from hibachi_lab.config import StrictConfig
 from hibachi_lab.facts import AnswerFacts, Fact
 from hibachi_lab.policy import BusinessPolicy
 
@@ -187,8 +192,10 @@ class Judge:
         if shared:
             return None
         generic = next((m for p in self._non_answer if (m := p.search(student))), None)
-        if generic or said_by_student.empty:
-            return Verdict("non_answer", "no_fact_given", generic.group(0) if generic else student[:80])
+        if generic:
+            return Verdict("non_answer", "no_fact_given", generic.group(0))
+        if said_by_student.empty and _content_overlap(teacher, student) < 0.2:
+            return Verdict("non_answer", "no_fact_given", student[:80])
         return None
 
     def off_policy(self, said: AnswerFacts, teacher: AnswerFacts) -> Verdict | None:
@@ -199,6 +206,8 @@ class Judge:
             rule = self.policy.facts.get(fact.role)
             if rule is None or any(fact.same_value(t) for t in teacher.quantities):
                 continue
+            if fact.per and rule.per and fact.per != rule.per and not (rule.per == "child" and fact.per == "person"):
+                return Verdict("off_policy", fact.role, f"{fact.describe()} per {fact.per} (policy: per {rule.per})")
             if not fact.same_value(Fact(rule.kind, rule.value, fact.role, "")):
                 return Verdict("off_policy", fact.role, f"{fact.describe()} (policy: {rule.value:g})")
         for item, party in said.provision.items():
@@ -262,6 +271,10 @@ def _arguments(call: dict) -> dict:
     return arguments if isinstance(arguments, dict) else {"_raw": arguments}
 
 
+_ISO_DATE = re.compile(r"20\d\d-\d\d-\d\d")
+_CLOCK_24 = re.compile(r"[012]\d:[0-5]\d(?::\d\d)?")
+
+
 def same_argument(key: str, expected: object, given: object) -> bool:
     """Equal after reading both as the same typed fact: "18:00" = "6:00 PM", "2026-09-12" = "Sept 12"."""
     if isinstance(expected, (int, float)) or isinstance(given, (int, float)):
@@ -272,12 +285,29 @@ def same_argument(key: str, expected: object, given: object) -> bool:
     expected_text, given_text = str(expected).strip(), str(given).strip()
     if expected_text.lower() == given_text.lower():
         return True
+    if _ISO_DATE.fullmatch(expected_text) and _ISO_DATE.fullmatch(given_text):
+        return False  # both exact dates, and not equal (the year counts too)
     read_expected, read_given = list(facts.quantities(expected_text)), list(facts.quantities(given_text))
     if read_expected and read_given:
         kind, value, either, *_ = read_expected[0]
         other = read_given[0]
-        return facts.Fact(kind, value, key, "", 0, either).same_value(facts.Fact(other[0], other[1], key, "", 0, other[2]))
+        # In a tool call "06:00" is six in the morning: arguments use the 24-hour clock.
+        either_expected = either and not _CLOCK_24.fullmatch(expected_text)
+        either_given = other[2] and not _CLOCK_24.fullmatch(given_text)
+        return facts.Fact(kind, value, key, "", 0, either_expected).same_value(
+            facts.Fact(other[0], other[1], key, "", 0, either_given))
     return False
+
+
+_STOPWORDS = frozenset(["a", "an", "the", "and", "or", "but", "if", "so", "to", "of", "in", "on", "at", "for", "with", "by", "from", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "you", "your", "we", "our", "us", "they", "i", "me", "my", "he", "she", "his", "her", "them", "can", "will", "would", "could", "should", "do", "does", "did", "not", "no", "yes", "just", "all", "any", "some", "there", "here", "what", "when", "how", "about", "up", "out", "as"])
+
+
+def _content_overlap(teacher: str, student: str) -> float:
+    """Share of the teacher's content words (first five letters, so "cooks" = "cooking") the student uses."""
+    def stems(text: str) -> set[str]:
+        return {word[:5] for word in re.findall(r"[a-z']+", text.lower()) if word not in _STOPWORDS and len(word) > 2}
+    wanted = stems(teacher)
+    return len(wanted & stems(student)) / len(wanted) if wanted else 1.0
 
 
 def _party(party: str) -> str:
@@ -290,3 +320,49 @@ _YES_NO_QUESTION = re.compile(r"(?:^|[.!?]\s+|,\s*)(?:do|does|did|can|could|is|a
 
 def _is_yes_no_question(question: str) -> bool:
     return bool(_YES_NO_QUESTION.search(question or ""))
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+class LabelledAnswer(StrictConfig):
+    """One line of a gate probe file (``data/gate_probes.jsonl``): a teacher and a student answer,
+    labelled ``correct`` or ``wrong`` by a person, with the kind of pair and the fact at fault."""
+
+    model_config = ConfigDict(extra="ignore")  # topic, scenario, note: for people, not for the judge
+
+    id: str
+    question: str = ""
+    teacher: str
+    student: str
+    teacher_tool_calls: list[dict[str, Any]] | None = None
+    student_tool_calls: list[dict[str, Any]] | None = None
+    label: Literal["correct", "wrong"]
+    kind: str
+    fact: str = ""
+
+
+def calibrate(pairs: list[LabelledAnswer], judge: Judge) -> pd.DataFrame:
+    """Every pair with its verdict and whether the judge agrees with the label."""
+    verdicts = judge.judge_all(pair.model_dump() for pair in pairs)
+    return pd.DataFrame({
+        "id": [p.id for p in pairs], "kind": [p.kind for p in pairs], "label": [p.label for p in pairs],
+        "fact": [p.fact for p in pairs], "verdict": [v.verdict for v in verdicts], "rule": [v.rule for v in verdicts],
+        "evidence": [v.evidence for v in verdicts],
+        "agrees": [v.wrong == (p.label == "wrong") for p, v in zip(pairs, verdicts, strict=True)],
+    })
+
+
+def calibration_by_kind(judged: pd.DataFrame) -> pd.DataFrame:
+    """Per kind of pair: how many, and the share judged as labelled (paraphrases accepted, flips rejected)."""
+    return (judged.groupby(["label", "kind"]).agg(pairs=("agrees", "size"), judged_as_labelled=("agrees", "mean"))
+            .reset_index().sort_values(["label", "kind"]))
+
+
+def calibration_by_rule(judged: pd.DataFrame) -> pd.DataFrame:
+    """Per rule that called an answer wrong: how often, and how often the pair really was wrong."""
+    fired = judged[judged["verdict"].isin(WRONG)]
+    rule = fired["verdict"] + ":" + fired["rule"].str.split(":").str[0]
+    return (fired.assign(rule=rule, really_wrong=fired["label"] == "wrong").groupby("rule")
+            .agg(fired=("really_wrong", "size"), really_wrong=("really_wrong", "mean"))
+            .reset_index().sort_values("fired", ascending=False))
