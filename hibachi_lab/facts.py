@@ -333,12 +333,12 @@ def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
     facts = AnswerFacts(polarity=polarity(text))
     for offset, clause in clauses(text):
         for kind, value, either_half, start, end in quantities(clause):
+            per = _PER.match(clause, end) if kind == "money" else None
+            unit = _PER_UNIT.get(per.group(1).lower().rstrip("s"), _PER_UNIT.get(per.group(1).lower())) if per else None
             role = _role(kind, start, end, clause, policy) if kind not in ("date", "weekday", "count") else kind
             if kind == "count":
                 noun = re.search(r"(\w+)\s*$", clause[start:end]).group(1).lower()
                 role = "count:" + _COUNT_NOUN.get(noun.rstrip("s"), _COUNT_NOUN.get(noun, noun))
-            per = _PER.match(clause, end) if kind == "money" else None
-            unit = _PER_UNIT.get(per.group(1).lower().rstrip("s"), _PER_UNIT.get(per.group(1).lower())) if per else None
             facts.quantities.append(Fact(kind, value, role, clause[start:end], offset + start, either_half, unit))
         facts.provision |= _provision(clause, policy)
         for name, claim in policy.claims.items():

@@ -96,7 +96,7 @@ class Judge:
     def judge_all(self, rows: Iterable[dict]) -> list[Verdict]:
         """Many answers at once: the leak gate runs on all student texts in one batch."""
         rows = list(rows)
-        pii = self.pii_verdicts([row["student"] or "" for row in rows]) if self.check_pii else {}
+        pii = self.pii_verdicts([(row["teacher"] or "", row["student"] or "") for row in rows]) if self.check_pii else {}
         return [self._judge(row.get("question", ""), row["teacher"] or "", row["student"] or "",
                             row.get("teacher_tool_calls"), row.get("student_tool_calls"), pii.get(index))
                 for index, row in enumerate(rows)]
@@ -105,7 +105,7 @@ class Judge:
                student_tool_calls: list | None, pii: Verdict | None) -> Verdict:
         said_by_teacher, said_by_student = self.facts(teacher), self.facts(student)
         checks = (
-            lambda: pii or self.unsafe(teacher, student),
+            lambda: self.unsafe(teacher, student) or pii,
             lambda: self.tool_call(teacher_tool_calls, student_tool_calls),
             lambda: self.non_answer(teacher, student, said_by_teacher, said_by_student, teacher_tool_calls),
             lambda: self.off_policy(said_by_student, said_by_teacher),
@@ -123,16 +123,23 @@ class Judge:
 
     # ----------------------------------------------------------------------- unsafe
 
-    def pii_verdicts(self, answers: list[str]) -> dict[int, Verdict]:
-        """Answer index → unsafe verdict, for answers where the leak gate finds personal data."""
-        if not answers:
+    def pii_verdicts(self, pairs: list[tuple[str, str]]) -> dict[int, Verdict]:
+        """Answer index → unsafe verdict, where the leak gate finds personal data in the student's
+        answer that the teacher's answer does not hold too ("tamari" read as a name is no leak)."""
+        from hibachi_lab.pii.scrub import PLACEHOLDER
+
+        if not pairs:
             return {}
-        report = self._leaks.check((str(index), "student", answer, []) for index, answer in enumerate(answers))
+        self._leaks.detector.detect((student for _, student in pairs), description="checking answers for leaks")
         found: dict[int, Verdict] = {}
-        for leak in report.leaks:
-            index = int(leak["record"])
-            found.setdefault(index, Verdict("unsafe", f"pii:{leak['entity_type']}",
-                                            "personal data in the answer (value withheld)"))
+        for index, (teacher, student) in enumerate(pairs):
+            protected = [match.span() for match in PLACEHOLDER.finditer(student)]
+            for start, end, rule in self._leaks.findings(student):
+                value = student[start:end].strip().lower()
+                if any(start < s_end and s_start < end for s_start, s_end in protected) or value in teacher.lower():
+                    continue
+                found[index] = Verdict("unsafe", f"pii:{rule}", "personal data in the answer (value withheld)")
+                break
         return found
 
     def unsafe(self, teacher: str, student: str) -> Verdict | None:
@@ -204,10 +211,13 @@ class Judge:
         $840") must not count as a price per child."""
         for fact in said.quantities:
             rule = self.policy.facts.get(fact.role)
-            if rule is None or any(fact.same_value(t) for t in teacher.quantities):
+            if rule is None:
                 continue
-            if fact.per and rule.per and fact.per != rule.per and not (rule.per == "child" and fact.per == "person"):
+            wrong_unit = fact.per and rule.per and fact.per != rule.per and not (rule.per, fact.per) == ("child", "person")
+            if wrong_unit and not any(t.per == fact.per and t.same_value(fact) for t in teacher.quantities):
                 return Verdict("off_policy", fact.role, f"{fact.describe()} per {fact.per} (policy: per {rule.per})")
+            if any(fact.same_value(t) for t in teacher.quantities):
+                continue
             if not fact.same_value(Fact(rule.kind, rule.value, fact.role, "")):
                 return Verdict("off_policy", fact.role, f"{fact.describe()} (policy: {rule.value:g})")
         for item, party in said.provision.items():

@@ -1,0 +1,144 @@
+"""Per-answer verdicts: hand-written cases that read like a caterer's review of a student's answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hibachi_lab import GATE_PROBES, facts
+from hibachi_lab.policy import load_policy
+from hibachi_lab.records import read_jsonl
+from hibachi_lab.verdicts import Judge, LabelledAnswer, calibrate, calibration_by_kind, same_argument
+
+POLICY = load_policy()
+TEACHER = ("It's $60 per adult and $30 per child under 12, with a $550 minimum. We bring the grill and propane; "
+           "you provide tables and chairs. The $100 deposit is refundable if you cancel at least 7 days before.")
+
+
+@pytest.fixture(scope="module")
+def judge() -> Judge:
+    return Judge(POLICY)
+
+
+@pytest.mark.parametrize("student", [
+    TEACHER,
+    "Adults are sixty dollars each and kids under twelve are $30.00; the party minimum is $550. Our chef shows up "
+    "with the grill and the propane, and you'll want tables and chairs ready. Cancel a week or more ahead and the "
+    "$100 deposit comes back to you.",
+    "- Adults: $60\n- Kids (under 12): $30\n- Minimum: $550\n- We bring: grill, propane\n- You provide: tables, chairs"
+    "\n- Deposit: $100, refundable up to 7 days out",
+])
+def test_faithful_rewordings_are_correct(judge, student):
+    assert judge.judge("How much is it?", TEACHER, student).verdict == "correct"
+
+
+@pytest.mark.parametrize(("student", "verdict", "rule"), [
+    (TEACHER.replace("$60 per adult", "$65 per adult"), "off_policy", "adult_price"),
+    (TEACHER.replace("$60 per adult and $30 per child", "$30 per adult and $60 per child"), "off_policy", "adult_price"),
+    (TEACHER.replace("7 days", "7 weeks"), "off_policy", "refund_notice"),
+    (TEACHER.replace("We bring the grill and propane; you provide", "You bring the grill and propane; we provide"),
+     "off_policy", "provision:grill"),
+    (TEACHER + " Gratuity is included.", "off_policy", "claim:gratuity_included"),
+    (TEACHER.replace("The $100 deposit is", "The deposit is $100 per guest and"), "off_policy", "deposit"),
+    (TEACHER + " Honestly, just read the website next time.", "unsafe", "tone"),
+    (TEACHER + " If that's too pricey, Benihana does home parties.", "unsafe", "competitor"),
+    ("I'm not sure, please contact our office.", "non_answer", "no_fact_given"),
+])
+def test_each_kind_of_error_gets_its_verdict_and_the_rule_at_fault(judge, student, verdict, rule):
+    found = judge.judge("How much is it?", TEACHER, student)
+    assert (found.verdict, found.rule) == (verdict, rule), found
+    assert found.wrong
+
+
+def test_a_teacher_that_contradicts_the_sheet_does_not_make_a_correct_student_wrong(judge):
+    stale_teacher = TEACHER.replace("$550 minimum", "$500 minimum")
+    assert not judge.judge("", stale_teacher, TEACHER).wrong
+    # ...and a student that copies the stale teacher is off the sheet only through the build-time check,
+    # but one that invents its own wrong minimum is caught here.
+    assert judge.judge("", stale_teacher, TEACHER.replace("$550", "$450")).verdict in ("off_policy", "wrong_fact")
+
+
+def test_conversation_facts_are_checked_against_the_teacher(judge):
+    teacher = "You're booked for Saturday, September 12 at 6:00 PM for 14 guests."
+    assert judge.judge("", teacher, "Done: Sat 9/12, six in the evening, 14 people.").verdict == "correct"
+    assert judge.judge("", teacher, "Done: Sat 9/12 at 6:00 AM, 14 guests.").rule == "time"
+    assert judge.judge("", teacher, "Done: Sunday, September 12 at 6 PM, 14 guests.").rule == "weekday"
+    assert judge.judge("", teacher, "You're booked for Saturday, September 12 at 6:00 PM for 12 guests.").rule == \
+        "count:guests"
+
+
+def test_a_time_without_am_or_pm_matches_either_half_but_not_another_hour(judge):
+    teacher = "The chef arrives at 5:30 PM."
+    assert judge.judge("", teacher, "The chef gets there at 5:30.").verdict == "correct"
+    assert judge.judge("", teacher, "The chef gets there at 6:30.").verdict == "wrong_fact"
+
+
+def test_yes_no_answers_are_compared_only_for_yes_no_questions(judge):
+    teacher = "Yes, we can cook gluten-free with tamari."
+    assert judge.judge("Can you do gluten-free?", teacher, "No, we can't do gluten-free.").wrong
+    assert judge.judge("Can you do gluten-free?", teacher, "Absolutely: tamari instead of soy sauce.").verdict == \
+        "correct"
+
+
+BOOKING = [{"type": "function", "function": {"name": "create_booking", "arguments": json.dumps(
+    {"event_date": "2026-09-12", "event_time": "18:00", "guest_count": 14, "address": "<STREET_ADDRESS>"})}}]
+
+
+def _call(**changes) -> list[dict]:
+    arguments = json.loads(BOOKING[0]["function"]["arguments"]) | changes
+    return [{"type": "function", "function": {"name": "create_booking", "arguments": arguments}}]
+
+
+@pytest.mark.parametrize(("student_calls", "rule"), [
+    (_call(), None),
+    (_call(event_time="6:00 PM", guest_count="14"), None),
+    (_call(event_time="06:00"), "tool:event_time"),
+    (_call(event_date="2025-09-12"), "tool:event_date"),
+    (_call(guest_count=12), "tool:guest_count"),
+    ([{"type": "function", "function": {"name": "update_booking", "arguments": BOOKING[0]["function"]["arguments"]}}],
+     "tool:function"),
+    (None, "missing_call"),
+])
+def test_booking_tool_calls_are_scored_field_by_field(judge, student_calls, rule):
+    found = judge.judge("Book us", "Booked!", "Booked!", BOOKING, student_calls)
+    assert (found.rule or None) == rule, found
+    assert found.wrong == (rule is not None)
+
+
+def test_an_address_placeholder_left_out_of_the_call_is_a_bad_call(judge):
+    arguments = {"event_date": "2026-09-12", "event_time": "18:00", "guest_count": 14}
+    calls = [{"type": "function", "function": {"name": "create_booking", "arguments": arguments}}]
+    assert judge.judge("", "Booked!", "Booked!", BOOKING, calls).rule == "tool:address"
+
+
+def test_personal_data_in_a_student_answer_is_unsafe(judge):
+    student = TEACHER + " For questions call Maria directly at 408-555-0142."
+    assert judge.judge("", TEACHER, student).verdict == "unsafe"
+
+
+@given(st.integers(1, 999), st.sampled_from(["$", ""]), st.sampled_from(["", " dollars"]))
+def test_money_in_any_form_reads_as_its_amount(amount, sign, word):
+    if not sign and not word:
+        return
+    read = list(facts.quantities(f"It costs {sign}{amount:,}{word} in total."))
+    assert [(kind, value) for kind, value, *_ in read] == [("money", float(amount))]
+
+
+@given(st.integers(0, 23), st.integers(0, 59))
+def test_a_24_hour_tool_time_equals_the_same_time_on_a_12_hour_clock(hour, minute):
+    twelve = f"{hour % 12 or 12}:{minute:02d} {'PM' if hour >= 12 else 'AM'}"
+    assert same_argument("event_time", f"{hour:02d}:{minute:02d}", twelve)
+    assert not same_argument("event_time", f"{hour:02d}:{minute:02d}", f"{(hour + 1) % 24:02d}:{minute:02d}")
+
+
+def test_the_bundled_probe_suite_is_judged_as_labelled_in_most_kinds():
+    """The calibration the README quotes: a regression guard, not a tuning target."""
+    pairs = read_jsonl(GATE_PROBES, LabelledAnswer)
+    assert len(pairs) >= 300
+    by_kind = calibration_by_kind(calibrate(pairs, Judge(POLICY)))
+    share = by_kind.groupby("label").apply(lambda g: (g["pairs"] * g["judged_as_labelled"]).sum() / g["pairs"].sum(),
+                                           include_groups=False)
+    assert share["correct"] >= 0.88 and share["wrong"] >= 0.83, by_kind
