@@ -213,7 +213,7 @@ class Judge:
             rule = self.policy.facts.get(fact.role)
             if rule is None:
                 continue
-            wrong_unit = fact.per and rule.per and fact.per != rule.per and not (rule.per, fact.per) == ("child", "person")
+            wrong_unit = fact.per and rule.per and fact.per != rule.per and (rule.per, fact.per) != ("child", "person")
             if wrong_unit and not any(t.per == fact.per and t.same_value(fact) for t in teacher.quantities):
                 return Verdict("off_policy", fact.role, f"{fact.describe()} per {fact.per} (policy: per {rule.per})")
             if any(fact.same_value(t) for t in teacher.quantities):

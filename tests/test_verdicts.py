@@ -25,11 +25,11 @@ def judge() -> Judge:
 
 @pytest.mark.parametrize("student", [
     TEACHER,
-    "Adults are sixty dollars each and kids under twelve are $30.00; the party minimum is $550. Our chef shows up "
+    ("Adults are sixty dollars each and kids under twelve are $30.00; the party minimum is $550. Our chef shows up "
     "with the grill and the propane, and you'll want tables and chairs ready. Cancel a week or more ahead and the "
-    "$100 deposit comes back to you.",
-    "- Adults: $60\n- Kids (under 12): $30\n- Minimum: $550\n- We bring: grill, propane\n- You provide: tables, chairs"
-    "\n- Deposit: $100, refundable up to 7 days out",
+    "$100 deposit comes back to you."),
+    ("- Adults: $60\n- Kids (under 12): $30\n- Minimum: $550\n- We bring: grill, propane\n- You provide: tables, chairs"
+    "\n- Deposit: $100, refundable up to 7 days out"),
 ])
 def test_faithful_rewordings_are_correct(judge, student):
     assert judge.judge("How much is it?", TEACHER, student).verdict == "correct"
