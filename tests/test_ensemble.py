@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -54,6 +55,59 @@ def test_two_agreeing_answers_beat_the_odd_one_out(engine):
         assert answers[row.best_provider] in (AGREE_1, AGREE_2)
         assert row.votes[-1] == order[0]  # the odd one out gets the lowest mean
         assert row.valid_responses == 3 and not row.fallback
+
+
+class HandEmbeddings:
+    """A stand-in for the similarity engine whose vectors are chosen by hand, so that every cosine is known."""
+
+    def __init__(self, vectors: dict[str, tuple[float, ...]]):
+        self.vectors = {text: np.asarray(v, dtype=np.float64) for text, v in vectors.items()}
+        for vector in self.vectors.values():
+            assert abs(float(vector @ vector) - 1) < 1e-12  # unit length: the dot product is the cosine
+
+    def embed(self, texts, description=""):
+        return np.stack([self.vectors[text] for text in texts])
+
+
+# Unit vectors with cosines A.B = 0.8, A.C = 0.6, B.C = 0.48, so each answer's mean similarity to the other two
+# is A: (0.8 + 0.6) / 2 = 0.70, B: (0.8 + 0.48) / 2 = 0.64, C: (0.6 + 0.48) / 2 = 0.54.
+HAND = HandEmbeddings({"A": (1.0, 0.0, 0.0), "B": (0.8, 0.6, 0.0), "C": (0.6, 0.0, 0.8),
+                       # cosines D.E = -0.6, D.F = 0.0, E.F = 0.8: means D -0.3, E 0.1, F 0.4
+                       "D": (1.0, 0.0, 0.0), "E": (-0.6, 0.8, 0.0), "F": (0.0, 1.0, 0.0)})
+
+
+@pytest.mark.parametrize("answers, errors, best, agreement, votes, means", [
+    # three valid answers: the highest mean wins and that mean is the agreement score
+    ({"gpt4o": "C", "claude": "A", "mistral": "B"}, {}, "claude", 0.70, ["claude", "mistral", "gpt4o"],
+     {"gpt4o": 0.54, "claude": 0.70, "mistral": 0.64}),
+    # negative cosines are averaged as they are
+    ({"gpt4o": "D", "claude": "E", "mistral": "F"}, {}, "mistral", 0.40, ["mistral", "claude", "gpt4o"],
+     {"gpt4o": -0.30, "claude": 0.10, "mistral": 0.40}),
+    # two answers: both means are their one cosine 0.8, and the first logged wins
+    ({"mistral": "B", "gpt4o": "A"}, {}, "mistral", 0.80, ["mistral", "gpt4o"], {"mistral": 0.80, "gpt4o": 0.80}),
+    # an answer that failed is left out: A and C alone agree at 0.6
+    ({"gpt4o": "A", "claude": "B", "mistral": "C"}, {"claude": "timeout"}, "gpt4o", 0.60, ["gpt4o", "mistral"],
+     {"gpt4o": 0.60, "mistral": 0.60}),
+], ids=["three answers", "negative cosines", "two answers", "one failed"])
+def test_the_agreement_score_is_the_winners_mean_cosine_worked_out_by_hand(answers, errors, best, agreement, votes,
+                                                                           means):
+    row = replay(HAND, turn(1, answers, errors=errors)).iloc[0]
+    assert row.best_provider == best
+    assert row.agreement_score == pytest.approx(agreement, abs=1e-12)
+    assert row.votes == votes
+    assert row.member_means == pytest.approx(means, abs=1e-12)
+    assert row.low_agreement == (agreement < 0.7)
+
+
+def test_the_agreement_score_on_real_answers_is_the_mean_of_the_winners_two_cosines(engine):
+    answers = {"gpt4o": AGREE_1, "claude": ODD_ONE, "mistral": AGREE_2}
+    row = replay(engine, turn(1, answers)).iloc[0]
+    cos = {frozenset(pair): float(engine.cosine([answers[pair[0]]], [answers[pair[1]]])[0])
+           for pair in [("gpt4o", "claude"), ("gpt4o", "mistral"), ("claude", "mistral")]}
+    mean = {p: sum(value for pair, value in cos.items() if p in pair) / 2 for p in answers}
+    assert row.best_provider == max(mean, key=mean.get)
+    assert row.agreement_score == pytest.approx(mean[row.best_provider], abs=1e-6)
+    assert row.member_means == pytest.approx(mean, abs=1e-6)
 
 
 def test_errors_and_empty_answers_are_excluded(engine):

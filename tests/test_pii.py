@@ -479,6 +479,24 @@ def test_the_leak_gate_catches_what_a_weakened_scrub_leaves(config, checker, dro
     assert len(set(report.by_record()) & set(leaky)) >= 0.9 * len(leaky)
 
 
+@pytest.mark.parametrize("text, value, rule", [
+    # nine digits in the SSN shape Presidio rejects as invalid, and in no phone shape: 7+ residual digits
+    ("ssn 078-05-1120 if you need it", "078-05-1120", "RESIDUAL_DIGITS"),
+    # a code after no cue the scrubber knows, in a text about a keypad
+    ("the side door keypad wants 4471 then enter", "4471", "CODE_NEAR_CUE"),
+    # a title before a two-letter surname
+    ("Mr. An will meet the chef at the door", "An", "NAME_LIKE_WORD"),
+])
+def test_the_leak_gate_is_stricter_than_the_scrubber(scrubber, checker, text, value, rule):
+    """Values the scrubber leaves and the gate flags: a gate no stricter than the scrubber would pass them."""
+    [after] = scrubbed(scrubber, text)
+    assert after == text, f"the scrubber now finds {value!r}: pick another value only the leak gate catches"
+    report = checker.check([("r", "query", after, [])])
+    assert rule in report.by_record().get("r", [])
+    start = after.index(value)
+    assert any(s <= start < e and found == rule for s, e, found in checker.findings(after))
+
+
 def test_pii_eval_names_a_bad_line(tmp_path):
     labelled = tmp_path / "labelled.jsonl"
     labelled.write_text(json.dumps({"text": "hi", "spans": [{"start": 0, "entity_type": "PERSON"}]}) + "\n")

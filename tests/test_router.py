@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hibachi_lab import traffic
 from hibachi_lab.router import Policy
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "router"
@@ -19,27 +20,69 @@ def seed() -> Policy:
     return Policy.from_yaml(CONFIGS / "seed.yaml")
 
 
-def production(query: str, history_depth: int = 0, sentiment: float | None = None) -> tuple[str, str, float]:
-    """The production SmartAIRouter rule, written out independently as the oracle."""
-    q = query.lower()
-    simple = ["hours", "open", "close", "location", "address", "phone", "website", "menu", "price", "cost",
-              "how much", "what is", "do you", "can you", "available"]
-    complex_ = ["complaint", "frustrated", "angry", "problem", "issue", "cancel", "refund", "change", "reschedule",
-                "manager", "supervisor", "lawyer", "attorney", "dispute", "disappointed"]
-    tool = ["book", "schedule", "reserve", "create", "update", "modify", "change date", "change time", "add guest",
-            "remove guest"]
-    complex_hits = sum(1 for k in complex_ if k in q)
-    tool_hits = sum(1 for k in tool if k in q)
-    _ = sum(1 for k in simple if k in q)
-    s = 0.5 if sentiment is None else sentiment
-    score = (min(len(query.split()) / 50, 1) * 0.15 + (complex_hits / 5) * 0.30 + (tool_hits / 3) * 0.20
-             + (1 - s) * 0.20 + min(history_depth / 10, 1) * 0.15)
-    tier, provider = ("simple", "mistral_small") if score < 0.3 else ("medium", "mixtral_8x22b") if score < 0.6 else ("complex", "ensemble")
-    if tool_hits > 0:
-        tier, provider = "medium", "mistral_large"
-    if complex_hits >= 2 or s < 0.3:
+# --------------------------------------------------------------------------- the reference
+# Production's routing rule, written out by hand from the README ("Router policy keys") and the
+# comments of configs/router/seed.yaml, not from router.py: what a turn should get, one query at a time.
+
+SIMPLE_WORDS = ("hours", "open", "close", "location", "address", "phone", "website", "menu", "price", "cost",
+                "how much", "what is", "do you", "can you", "available")
+COMPLEX_WORDS = ("complaint", "frustrated", "angry", "problem", "issue", "cancel", "refund", "change", "reschedule",
+                 "manager", "supervisor", "lawyer", "attorney", "dispute", "disappointed")
+TOOL_WORDS = ("book", "schedule", "reserve", "create", "update", "modify", "change date", "change time", "add guest",
+              "remove guest")
+ASCII_WORD = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _occurs(keyword: str, text: str, whole_words: bool) -> bool:
+    """Is the keyword in the lower-cased text (as a substring, or standing alone between non-word characters)?"""
+    if not whole_words:
+        return keyword in text
+    start = text.find(keyword)
+    while start != -1:
+        end = start + len(keyword)
+        # a word edge on each side: the keyword's first/last character and its neighbour differ in wordness
+        left_ok = (start == 0 or text[start - 1] not in ASCII_WORD) != (keyword[0] not in ASCII_WORD)
+        right_ok = (end == len(text) or text[end] not in ASCII_WORD) != (keyword[-1] not in ASCII_WORD)
+        if left_ok and right_ok:
+            return True
+        start = text.find(keyword, start + 1)
+    return False
+
+
+def reference(query: str, history_depth: int = 0, sentiment: float | None = None,
+              whole_words: bool = False) -> dict:
+    """What production's SmartAIRouter does with one customer message.
+
+    Each keyword counts once however often it occurs; the score is
+    min(words/50, 1)*0.15 + complex/5*0.30 + tool/3*0.20 + (1 - sentiment)*0.20 + min(history/10, 1)*0.15,
+    uncapped; below 0.3 simple (mistral_small), below 0.6 medium (mixtral_8x22b), else complex (ensemble).
+    Any tool keyword then sends the turn to mistral_large on the medium tier; two or more complex keywords, or a
+    sentiment strictly below 0.3, send it to the ensemble whatever came before. No sentiment logged means 0.5.
+    """
+    text = query.lower()
+    hits = {name: len([k for k in words if _occurs(k, text, whole_words)])
+            for name, words in (("simple", SIMPLE_WORDS), ("complex", COMPLEX_WORDS), ("tool", TOOL_WORDS))}
+    mood = 0.5 if sentiment is None else sentiment
+    # each part is (signal / its scale) * its weight, added up in the README's order
+    score = (min(len(query.split()) / 50, 1) * 0.15 + hits["complex"] / 5 * 0.30 + hits["tool"] / 3 * 0.20
+             + (1 - mood) * 0.20 + min(history_depth / 10, 1) * 0.15)
+    if score < 0.3:
+        tier, provider = "simple", "mistral_small"
+    elif score < 0.6:
+        tier, provider = "medium", "mixtral_8x22b"
+    else:
         tier, provider = "complex", "ensemble"
-    return tier, provider, score
+    if hits["tool"]:
+        tier, provider = "medium", "mistral_large"
+    if hits["complex"] >= 2 or mood < 0.3:
+        tier, provider = "complex", "ensemble"
+    return {"tier": tier, "provider": provider, "score": score, "simple_hits": hits["simple"],
+            "complex_hits": hits["complex"], "tool_hits": hits["tool"]}
+
+
+def production(query: str, history_depth: int = 0, sentiment: float | None = None) -> tuple[str, str, float]:
+    want = reference(query, history_depth, sentiment)
+    return want["tier"], want["provider"], want["score"]
 
 
 QUIRKS = [
@@ -119,6 +162,97 @@ def test_classify_table_equals_classify_on_every_input(rows, policy_file):
                        "simple_hits": want.simple_hits, "complex_hits": want.complex_hits, "tool_hits": want.tool_hits}
 
 
+# Hand-written turns and what each should get, worked out by hand from the formula in reference()'s docstring:
+# (query, history messages, sentiment, seed (tier, provider), score).
+HAND_WRITTEN = [
+    # 4 words: 0.012 + neutral mood 0.1
+    ("what are your hours", 0, None, ("simple", "mistral_small"), 0.112),
+    # 8 words 0.024 + 1 tool hit 0.0667 + mood 0.8 -> 0.04 + 4 messages 0.06 = 0.19: simple by score, tool override
+    ("I need to book a chef for Saturday", 4, 0.8, ("medium", "mistral_large"), 0.024 + 0.2 / 3 + 0.04 + 0.06),
+    # two complex words escalate a simple score (9 words 0.027 + 0.12 + 0.08 = 0.227)
+    ("This is a complaint, the manager never called back", 0, 0.6, ("complex", "ensemble"), 0.227),
+    # sentiment strictly below 0.3 escalates; 0.3 itself does not
+    ("hi", 0, 0.29, ("complex", "ensemble"), 0.003 + 0.142),
+    ("hi", 0, 0.3, ("simple", "mistral_small"), 0.003 + 0.14),
+    # the length part stops at 50 words and the history part at 10 messages: 0.15 + 0.14 + 0.15
+    ("please " * 60, 12, 0.3, ("medium", "mixtral_8x22b"), 0.44),
+    # either side of the medium threshold: 4 words give 0.302, 3 words 0.299
+    ("are you open tomorrow", 10, 0.3, ("medium", "mixtral_8x22b"), 0.302),
+    ("are you open", 10, 0.3, ("simple", "mistral_small"), 0.299),
+    # a keyword counts once however often it is written: one complex hit, no escalation
+    ("Please cancel. cancel it now, CANCEL!", 0, None, ("simple", "mistral_small"), 0.018 + 0.06 + 0.1),
+    # "cost" inside "costco" and "how much": simple hits change nothing in the score
+    ("Saw your truck at costco, how much for 20 people?", 0, None, ("simple", "mistral_small"), 0.13),
+    # "reschedule" is complex and holds the tool word "schedule": 2 complex hits beat the tool override
+    ("I'm frustrated, we need to reschedule", 2, None, ("complex", "ensemble"), 0.018 + 0.12 + 0.2 / 3 + 0.1 + 0.03),
+]
+
+
+@pytest.mark.parametrize("query, depth, sentiment, expected, score", HAND_WRITTEN)
+def test_hand_written_turns_route_as_worked_out_by_hand(seed, query, depth, sentiment, expected, score):
+    want = reference(query, depth, sentiment)
+    assert (want["tier"], want["provider"]) == expected and want["score"] == pytest.approx(score)  # the reference
+    history = [{"role": "user", "content": "earlier"}] * depth
+    got = seed.classify(query, history, sentiment)
+    assert (got.tier, got.provider) == expected
+    assert got.score == pytest.approx(score)
+    table = traffic.turns_table([_turn(0, query, depth, sentiment)])
+    assert seed.classify_table(table).to_pylist()[0] == want
+
+
+def test_the_word_boundary_variant_routes_hand_written_turns_as_worked_out_by_hand():
+    variant = Policy.from_yaml(CONFIGS / "word_boundary.yaml")
+    # no "book" in "facebook" any more; "can you" still counts: 8 words 0.024 + 0.1 -> simple
+    for query, expected in [("Saw you on facebook, can you do 20?", ("simple", "mistral_small")),
+                            ("is the deposit refundable, we must cancel", ("simple", "mistral_small")),
+                            # "book" in "rebook" and "schedule" in "reschedule" are gone; "reschedule" alone is complex
+                            ("can we rebook, or reschedule?", ("simple", "mistral_small"))]:
+        want = reference(query, whole_words=True)
+        got = variant.classify(query)
+        assert (want["tier"], want["provider"]) == (got.tier, got.provider) == expected, query
+
+
+def _turn(number: int, query: str, depth: int, sentiment: float | None) -> traffic.LoggedTurn:
+    return traffic.parse_turn({
+        "conversation_id": f"h{number}", "turn_index": 0, "timestamp": "2026-09-01T10:00:00-07:00", "query": query,
+        "history": [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(depth)],
+        "customer_sentiment": sentiment,
+    })
+
+
+# Customer messages made of keywords (also inside other words and in capitals), ordinary words, digits,
+# punctuation and random text, with odd separators.
+_PIECES = st.one_of(
+    st.sampled_from([*SIMPLE_WORDS, *COMPLEX_WORDS, *TOOL_WORDS]),
+    st.sampled_from([*SIMPLE_WORDS, *COMPLEX_WORDS, *TOOL_WORDS]).map(str.upper),
+    st.sampled_from(["facebook", "tissue", "costco", "reopened", "refundable", "rebooked", "changed", "bookings",
+                     "cancelled", "disclose", "priceless", "what isn't", "do your", "add guests", "change-date",
+                     "Change Time", "updates", "chef", "Saturday", "20", "guests", "please", "$60", "we", "the", "a"]),
+    st.text(max_size=5),
+)
+_SEPARATORS = st.sampled_from([" ", " ", " ", "  ", "\n", ", ", ". ", "", "\t", "_", "-"])
+queries = st.lists(st.tuples(_PIECES, _SEPARATORS), max_size=30).map(lambda parts: "".join(p + s for p, s in parts))
+moods = st.one_of(st.none(), st.sampled_from([0.0, 0.29, 0.2999999, 0.3, 0.5, 1.0]), st.floats(0, 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(turns=st.lists(st.tuples(queries, st.integers(0, 14), moods), min_size=1, max_size=20),
+       policy_file=st.sampled_from(["seed.yaml", "word_boundary.yaml"]))
+def test_every_generated_turn_routes_as_the_reference_says(turns, policy_file):
+    """Turns hypothesis makes up (not synth's, which the router itself labelled) against the hand reference,
+    through both the per-query and the table path that replay uses."""
+    policy = Policy.from_yaml(CONFIGS / policy_file)
+    whole_words = policy_file == "word_boundary.yaml"
+    logged = [_turn(i, query, depth, mood) for i, (query, depth, mood) in enumerate(turns)]
+    table = policy.classify_table(traffic.turns_table(logged)).to_pylist()
+    for (query, depth, mood), row in zip(turns, table, strict=True):
+        want = reference(query, depth, mood, whole_words)
+        got = policy.classify(query, [{}] * depth, mood)
+        assert {"tier": got.tier, "provider": got.provider, "score": got.score, "simple_hits": got.simple_hits,
+                "complex_hits": got.complex_hits, "tool_hits": got.tool_hits} == want, query
+        assert row == want, query
+
+
 def test_production_env_file_sets_the_complex_threshold(tmp_path, seed):
     env = tmp_path / ".env"
     env.write_text("# production\nAI_ROUTER_COMPLEX_THRESHOLD=0.45\nexport AI_ROUTER_ENSEMBLE_THRESHOLD='0.8'\n")
@@ -145,8 +279,6 @@ def test_empty_keywords_are_rejected_with_the_key_named(tmp_path):
 
 
 def test_classify_table_on_a_slice_of_a_log(small_turns, seed):
-    from hibachi_lab import traffic
-
     table = traffic.turns_table(small_turns).slice(7, 40)  # arrays with a non-zero offset
     out = seed.classify_table(table).to_pylist()
     for turn, got in zip(small_turns[7:47], out):
