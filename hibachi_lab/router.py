@@ -168,14 +168,19 @@ class Policy(StrictConfig):
 
         arrow = arrow_table(table).select(["query", "history", "customer_sentiment"])
         matcher = _matcher(self.match, tuple(tuple(getattr(self.keywords, name)) for name in _KEYWORD_SETS))
-        # A pass over a bounded number of rows keeps memory flat on logs of millions of turns.
-        parts = [self._classify_rows(matcher, batch) for batch in arrow.to_batches(max_chunksize=_ROWS_PER_PASS)]
+        # Passes of up to _ROWS_PER_PASS rows, whatever the chunks the log was read in (often 5,000 rows).
+        parts = [self._classify_rows(matcher, arrow.slice(start, _ROWS_PER_PASS))
+                 for start in range(0, arrow.num_rows, _ROWS_PER_PASS)]
         return pa.concat_tables(parts) if parts else self._classify_rows(matcher, arrow)
 
-    def _classify_rows(self, matcher: _KeywordMatcher, rows: pa.RecordBatch | pa.Table) -> pa.Table:
+    def _classify_rows(self, matcher: _KeywordMatcher, rows: pa.Table) -> pa.Table:
         query = rows["query"]
-        if isinstance(query, pa.ChunkedArray):
-            query = query.combine_chunks()
+        if query.num_chunks != 1:
+            # 64-bit offsets where one pass holds more than 2 GB of text.
+            big = sum(chunk.buffers()[2].size for chunk in query.chunks if chunk.buffers()[2]) >= 2**31
+            query = (query.cast(pa.large_string()) if big else query).combine_chunks()
+        else:
+            query = query.chunk(0)
         simple_hits, complex_hits, tool_hits, word_count = matcher.scan(query)
         history_depth = pc.fill_null(pc.list_value_length(rows["history"]), 0).to_numpy(zero_copy_only=False)
         sentiment = pc.fill_null(rows["customer_sentiment"], self.default_sentiment).to_numpy(zero_copy_only=False)
@@ -243,7 +248,6 @@ def _env_float(path: str | os.PathLike, settings: dict[str, str], key: str) -> f
 
 
 TIERS = ["simple", "medium", "complex"]
-_ROWS_PER_PASS = 200_000
 _KEYWORD_SETS = ("simple", "complex", "tool")
 
 
@@ -272,20 +276,31 @@ class _KeywordMatcher:
         self.lengths = np.array([len(b) for b in encoded], dtype=np.int64)
         self.first_is_word = np.array([_is_ascii_word(b[0]) for b in encoded], dtype=np.bool_)
         self.last_is_word = np.array([_is_ascii_word(b[-1]) for b in encoded], dtype=np.bool_)
-        self.transitions, self.output_starts, self.output_ids = _automaton(encoded)
+        transitions, self.output_starts, self.output_ids = _automaton(encoded)
+        self.byte_code, self.table, self.classes = _compact(transitions, self.output_starts)
 
     def scan(self, query: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Simple, complex and tool hits of the lower-cased query, and its word count, per row."""
-        lowered = _lower_like_python(query)
-        row_offsets, raw = _offsets_and_bytes(lowered)
-        totals, words = _scan(raw, row_offsets.astype(np.int64), self.transitions, self.output_starts,
-                              self.output_ids, self.lengths, self.first_is_word, self.last_is_word, self.word_boundary,
-                              _ASCII_WORD, _ASCII_SPACE, self.counts)
-        # Lower-casing keeps ASCII whitespace; rows with other characters are split by Python.
+        """Simple, complex and tool hits of the lower-cased query, and its word count, per row.
+
+        ASCII rows are scanned as they are (upper-case letters share their lower-case letter's class);
+        the rare others are lower-cased by Python, which applies Unicode's full case mappings (e.g. "İ"
+        -> "i̇"), and scanned again.
+        """
+        totals, words = self._scan_bytes(*_offsets_and_bytes(query))
         non_ascii = np.flatnonzero(~pc.string_is_ascii(query).to_numpy(zero_copy_only=False))
         if len(non_ascii):
-            words[non_ascii] = [len(text.split()) for text in pc.take(query, pa.array(non_ascii)).to_pylist()]
+            texts = pc.take(query, pa.array(non_ascii)).to_pylist()
+            totals[non_ascii], _ = self._scan_bytes(*_offsets_and_bytes(pa.array([t.lower() for t in texts],
+                                                                                 pa.large_string())))
+            words[non_ascii] = [len(text.split()) for text in texts]  # whitespace beyond ASCII, too
         return totals[:, 0], totals[:, 1], totals[:, 2], words
+
+    def _scan_bytes(self, row_offsets: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parallel = len(raw) >= _PARALLEL_FROM_BYTES and numba.get_num_threads() > 1
+        return (_scan_parallel if parallel else _scan_serial)(
+            raw, row_offsets.astype(np.int64, copy=False), self.byte_code, self.table, self.classes,
+            self.output_starts, self.output_ids, self.lengths, self.first_is_word, self.last_is_word,
+            self.word_boundary, _ASCII_WORD, self.counts)
 
 
 def _automaton(keywords: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -324,54 +339,187 @@ def _automaton(keywords: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return transitions, starts, ids
 
 
-_SCAN_CHUNKS = 64  # rows are scanned in this many chunks, spread over the cores
+def _compact(transitions: np.ndarray, output_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The DFA with bytes that behave alike merged into classes, so its table stays in the fastest cache.
+
+    Bytes in no keyword all go back to the root from every state, so they share a class (two: ASCII
+    whitespace and the rest) and the table is ~10x smaller than by byte. An upper-case ASCII letter
+    behaves as its lower-case letter, so ASCII text is scanned without lower-casing it first.
+
+    Returns each byte's code (its class times two, plus one for ASCII whitespace), the table flattened
+    by state (an entry is the next state's offset, the state times the number of classes, bitwise
+    inverted when a keyword ends there) and the number of classes.
+    """
+    transitions = transitions.copy()
+    upper = np.arange(ord("A"), ord("Z") + 1)
+    transitions[:, upper] = transitions[:, upper + 32]
+    behaviour = np.vstack([transitions, _ASCII_SPACE[np.newaxis, :].astype(transitions.dtype)])
+    columns, byte_class = np.unique(behaviour.T, axis=0, return_inverse=True)
+    classes = len(columns)
+    ends_here = np.diff(output_starts) > 0
+    next_state = columns[:, :-1].T  # [state, class]
+    entries = next_state.astype(np.int64) * classes
+    table = np.where(ends_here[next_state], ~entries, entries).astype(np.int32).ravel()
+    byte_code = byte_class.ravel() * 2 + _ASCII_SPACE
+    return byte_code.astype(np.int32), table, classes
+
+
+# A pass over a bounded number of rows keeps memory flat on logs of millions of turns; a pass is one scan,
+# since each scan over the cores has a start-up cost (large when other jobs hold the cores).
+_ROWS_PER_PASS = 500_000
+# Below this many bytes one core scans faster than several start: a parallel scan costs a wake-up per core.
+_PARALLEL_FROM_BYTES = 4_000_000
+_SCAN_CHUNKS = 64  # a parallel scan splits rows in this many chunks, spread over the cores
+
+
+@numba.njit(cache=True, inline="always")
+def _add_hits(state, position, row, row_start, row_end, raw, output_starts, output_ids, lengths, first_is_word,
+              last_is_word, word_boundary, is_word, counts, totals, seen_in_row):  # pragma: no cover - compiled
+    """The keywords that end at ``position`` (the automaton is in ``state``), each counted once per row."""
+    for k in range(output_starts[state], output_starts[state + 1]):
+        keyword = output_ids[k]
+        if word_boundary:
+            # Python's \b under re.ASCII: a word/non-word change at both ends (row edges are non-word).
+            start = position + 1 - lengths[keyword]
+            before = is_word[raw[start - 1]] if start > row_start else False
+            after = is_word[raw[position + 1]] if position + 1 < row_end else False
+            if before == first_is_word[keyword] or after == last_is_word[keyword]:
+                continue
+        if seen_in_row[keyword] != row:
+            seen_in_row[keyword] = row
+            for column in range(counts.shape[1]):
+                totals[row, column] += counts[keyword, column]
+
+
+@numba.njit(cache=True)
+def _scan_lane(row, position, base, after_space, row_words, last_row, raw, row_offsets, byte_code, table, classes,
+               output_starts, output_ids, lengths, first_is_word, last_is_word, word_boundary, is_word, counts,
+               totals, words, seen_in_row):  # pragma: no cover - compiled; tested through classify_table
+    """Finish ``row`` from ``position`` (the automaton at ``base``, ``row_words`` counted so far), then the rows up to
+    ``last_row`` (excluded), one byte after the other.
+
+    A byte's code is its class times two, plus one for whitespace: words are counted as ``str.split()``
+    does for ASCII text, as runs of non-whitespace.
+    """
+    while row < last_row:
+        row_start, row_end = row_offsets[row], row_offsets[row + 1]
+        for at in range(position, row_end):
+            code = byte_code[raw[np.uint64(at)]]
+            space = code & 1
+            row_words += after_space & (1 - space)
+            after_space = space
+            entry = table[np.uint64(base + (code >> 1))]
+            if entry >= 0:
+                base = entry
+            else:
+                base = ~entry
+                _add_hits(base // classes, at, row, row_start, row_end, raw, output_starts, output_ids, lengths,
+                          first_is_word, last_is_word, word_boundary, is_word, counts, totals, seen_in_row)
+        words[row] = row_words
+        row += 1
+        if row < last_row:
+            position, base, after_space, row_words = row_offsets[row], 0, 1, 0
+
+
+@numba.njit(cache=True)
+def _scan_rows(first_row, last_row, raw, row_offsets, byte_code, table, classes, output_starts, output_ids, lengths,
+               first_is_word, last_is_word, word_boundary, is_word, counts, totals,
+               words):  # pragma: no cover - compiled; tested through classify_table
+    """Rows ``first_row`` to ``last_row`` (excluded): the hits of each keyword set (each keyword found adds its
+    counts once) and the words.
+
+    Two lanes, one per half of the rows, step through their bytes together: each automaton step waits on the
+    table lookup before it, and two independent lanes let the processor overlap those waits. Indices are
+    unsigned where it matters: Numba checks signed ones for negative (from the end) indexing.
+    """
+    if first_row >= last_row:
+        return
+    middle = (first_row + last_row) // 2
+    seen_a = np.full(len(lengths), -1, dtype=np.int64)  # the last row each keyword was counted in
+    seen_b = np.full(len(lengths), -1, dtype=np.int64)
+    row_a, row_b = first_row, middle
+    at_a, at_b = row_offsets[row_a], row_offsets[row_b]
+    base_a = base_b = 0
+    after_a = after_b = 1
+    words_a = words_b = 0
+    while row_a < middle and row_b < last_row:
+        start_a, end_a = row_offsets[row_a], row_offsets[row_a + 1]
+        start_b, end_b = row_offsets[row_b], row_offsets[row_b + 1]
+        steps = min(end_a - at_a, end_b - at_b)
+        for step in range(steps):
+            code_a = byte_code[raw[np.uint64(at_a + step)]]
+            code_b = byte_code[raw[np.uint64(at_b + step)]]
+            space_a = code_a & 1
+            space_b = code_b & 1
+            words_a += after_a & (1 - space_a)
+            words_b += after_b & (1 - space_b)
+            after_a = space_a
+            after_b = space_b
+            entry_a = table[np.uint64(base_a + (code_a >> 1))]
+            entry_b = table[np.uint64(base_b + (code_b >> 1))]
+            if entry_a >= 0:
+                base_a = entry_a
+            else:
+                base_a = ~entry_a
+                _add_hits(base_a // classes, at_a + step, row_a, start_a, end_a, raw, output_starts, output_ids,
+                          lengths, first_is_word, last_is_word, word_boundary, is_word, counts, totals, seen_a)
+            if entry_b >= 0:
+                base_b = entry_b
+            else:
+                base_b = ~entry_b
+                _add_hits(base_b // classes, at_b + step, row_b, start_b, end_b, raw, output_starts, output_ids,
+                          lengths, first_is_word, last_is_word, word_boundary, is_word, counts, totals, seen_b)
+        at_a += steps
+        at_b += steps
+        if at_a == end_a:
+            words[row_a] = words_a
+            row_a += 1
+            at_a, base_a, after_a, words_a = end_a, 0, 1, 0
+        if at_b == end_b:
+            words[row_b] = words_b
+            row_b += 1
+            at_b, base_b, after_b, words_b = end_b, 0, 1, 0
+    # One lane is done; the other finishes alone, from where it stands.
+    _scan_lane(row_a, at_a, base_a, after_a, words_a, middle, raw, row_offsets, byte_code, table, classes,
+               output_starts, output_ids, lengths, first_is_word, last_is_word, word_boundary, is_word, counts, totals,
+               words, seen_a)
+    _scan_lane(row_b, at_b, base_b, after_b, words_b, last_row, raw, row_offsets, byte_code, table, classes,
+               output_starts, output_ids, lengths, first_is_word, last_is_word, word_boundary, is_word, counts, totals,
+               words, seen_b)
+
+
+@numba.njit(cache=True)
+def _scan_serial(raw, row_offsets, byte_code, table, classes, output_starts, output_ids, lengths, first_is_word,
+                 last_is_word, word_boundary, is_word, counts):  # pragma: no cover - compiled
+    """Per row, the hits of each keyword set and the word count, on one core."""
+    rows = len(row_offsets) - 1
+    totals = np.zeros((rows, counts.shape[1]), dtype=np.int64)
+    words = np.zeros(rows, dtype=np.int64)
+    _scan_rows(0, rows, raw, row_offsets, byte_code, table, classes, output_starts, output_ids, lengths,
+               first_is_word, last_is_word, word_boundary, is_word, counts, totals, words)
+    return totals, words
 
 
 @numba.njit(cache=True, parallel=True)
-def _scan(raw, row_offsets, transitions, output_starts, output_ids, lengths, first_is_word, last_is_word,
-          word_boundary, is_word, is_space, counts):  # pragma: no cover - compiled; tested through classify_table
-    """Per row, the hits of each keyword set (each keyword found adds its counts once) and the words.
-
-    Words are counted as ``str.split()`` does for ASCII text: runs of bytes that are not whitespace.
-    """
+def _scan_parallel(raw, row_offsets, byte_code, table, classes, output_starts, output_ids, lengths, first_is_word,
+                   last_is_word, word_boundary, is_word, counts):  # pragma: no cover - compiled
+    """The same as :func:`_scan_serial`, with the rows split in chunks over the cores."""
     rows = len(row_offsets) - 1
     totals = np.zeros((rows, counts.shape[1]), dtype=np.int64)
     words = np.zeros(rows, dtype=np.int64)
     step = (rows + _SCAN_CHUNKS - 1) // _SCAN_CHUNKS
     for chunk in numba.prange(_SCAN_CHUNKS):
-        seen_in_row = np.full(len(lengths), -1, dtype=np.int64)  # the last row each keyword was counted in
-        for row in range(chunk * step, min(rows, (chunk + 1) * step)):
-            state = 0
-            in_word = False
-            row_start, row_end = row_offsets[row], row_offsets[row + 1]
-            for position in range(row_start, row_end):
-                byte = raw[position]
-                if is_space[byte]:
-                    in_word = False
-                elif not in_word:
-                    in_word = True
-                    words[row] += 1
-                state = transitions[state, byte]
-                for k in range(output_starts[state], output_starts[state + 1]):
-                    keyword = output_ids[k]
-                    if word_boundary:
-                        # Python's \b under re.ASCII: a word/non-word change at both ends (row edges are non-word).
-                        start = position + 1 - lengths[keyword]
-                        before = is_word[raw[start - 1]] if start > row_start else False
-                        after = is_word[raw[position + 1]] if position + 1 < row_end else False
-                        if before == first_is_word[keyword] or after == last_is_word[keyword]:
-                            continue
-                    if seen_in_row[keyword] != row:
-                        seen_in_row[keyword] = row
-                        for column in range(counts.shape[1]):
-                            totals[row, column] += counts[keyword, column]
+        _scan_rows(chunk * step, min(rows, (chunk + 1) * step), raw, row_offsets, byte_code, table, classes,
+                   output_starts, output_ids, lengths, first_is_word, last_is_word, word_boundary, is_word, counts,
+                   totals, words)
     return totals, words
 
 
 def _offsets_and_bytes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A string array's row offsets, rebased to start at 0, and a view (no copy) of its UTF-8 bytes."""
     rows = len(strings)
-    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int32)[strings.offset : strings.offset + rows + 1]
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    offsets = np.frombuffer(strings.buffers()[1], dtype=width)[strings.offset : strings.offset + rows + 1]
     data = strings.buffers()[2]
     raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]] if data is not None else np.zeros(0, np.uint8)
     return offsets - offsets[0], raw
@@ -390,14 +538,3 @@ def _is_ascii_word(byte: int) -> bool:
 _ASCII_SPACE = np.zeros(256, dtype=bool)
 for _byte in b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f ":
     _ASCII_SPACE[_byte] = True
-
-
-def _lower_like_python(strings: pa.Array) -> pa.Array:
-    """``str.lower()`` for a whole column: Arrow for ASCII rows, Python for the rare others
-    (Python applies Unicode's full case mappings, e.g. "İ" -> "i̇", which Arrow does not)."""
-    lowered = pc.ascii_lower(strings)
-    non_ascii = pc.invert(pc.string_is_ascii(strings))
-    if not pc.any(non_ascii).as_py():
-        return lowered
-    exceptions = pc.filter(strings, non_ascii).to_pylist()
-    return pc.replace_with_mask(lowered, non_ascii, pa.array([s.lower() for s in exceptions], pa.string()))

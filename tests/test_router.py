@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hibachi_lab import traffic
+from hibachi_lab import router, traffic
 from hibachi_lab.router import Policy
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "router"
@@ -147,15 +148,17 @@ sentiments = st.one_of(st.none(), st.sampled_from([0.0, 0.3, 0.6, 1.0]), st.floa
 
 @settings(max_examples=300, deadline=None)
 @given(rows=st.lists(st.tuples(texts, st.integers(0, 15), sentiments), min_size=1, max_size=25),
-       policy_file=st.sampled_from(["seed.yaml", "word_boundary.yaml"]))
-def test_classify_table_equals_classify_on_every_input(rows, policy_file):
+       policy_file=st.sampled_from(["seed.yaml", "word_boundary.yaml"]), on_every_core=st.booleans())
+def test_classify_table_equals_classify_on_every_input(rows, policy_file, on_every_core):
     policy = Policy.from_yaml(CONFIGS / policy_file)
     table = pa.table({
         "query": [q for q, _, _ in rows],
         "history": [[{"role": "user", "content": "x"}] * depth for _, depth, _ in rows],
         "customer_sentiment": pa.array([s for _, _, s in rows], pa.float64()),
     })
-    out = policy.classify_table(table).to_pylist()
+    # Big logs are scanned on every core, small ones on one: both scans must give the same decisions.
+    with mock.patch.object(router, "_PARALLEL_FROM_BYTES", 0 if on_every_core else 2**62):
+        out = policy.classify_table(table).to_pylist()
     for (query, depth, sentiment), got in zip(rows, out):
         want = policy.classify(query, [None] * depth, sentiment)
         assert got == {"tier": want.tier, "score": want.score, "provider": want.provider,
@@ -286,3 +289,20 @@ def test_classify_table_on_a_slice_of_a_log(small_turns, seed):
         assert (got["tier"], got["score"], got["provider"], got["tool_hits"]) == (
             want.tier, want.score, want.provider, want.tool_hits)
     assert len(out) == 40
+
+
+def test_a_log_read_in_many_small_chunks_is_scanned_in_few_large_passes(seed, monkeypatch):
+    # Logs are read 5,000 rows to a chunk; a scan per chunk made start-up costs dominate on a busy machine.
+    queries = [f"can I cancel order {i}, or change date?" if i % 3 else "what are your hours" for i in range(300)]
+    chunks = [pa.array(queries[start:start + 30]) for start in range(0, 300, 30)]
+    table = pa.table({"query": pa.chunked_array(chunks), "history": pa.nulls(300, pa.list_(pa.string())),
+                      "customer_sentiment": pa.nulls(300, pa.float64())})
+    scans = []
+    original = router._KeywordMatcher.scan
+    monkeypatch.setattr(router._KeywordMatcher, "scan", lambda self, query: scans.append(len(query)) or original(self, query))
+    monkeypatch.setattr(router, "_ROWS_PER_PASS", 120)
+
+    out = seed.classify_table(table)
+
+    assert scans == [120, 120, 60]
+    assert out["tier"].to_pylist() == [seed.classify(query).tier for query in queries]
