@@ -222,8 +222,11 @@ def clauses(text: str) -> list[tuple[int, str]]:
     return [(offset, piece) for offset, piece in pieces if piece.strip()]
 
 
-def negated(clause: str) -> bool:
-    cleaned = _FREE.sub(" free ", _NOT_NEGATION.sub(" ", clause))
+def negated(clause: str, free_is_positive: bool = True) -> bool:
+    """Whether the clause negates something; "at no charge" reads as "free" unless told otherwise."""
+    cleaned = _NOT_NEGATION.sub(" ", clause)
+    if free_is_positive:
+        cleaned = _FREE.sub(" free ", cleaned)
     return bool(NEGATION.search(cleaned))
 
 
@@ -288,7 +291,7 @@ def _parties(text: str) -> list[tuple[int, int, str]]:
                   [(m.start(), m.end(), "us") for m in _US.finditer(text)])
 
 
-def _provision(clause: str, policy: BusinessPolicy) -> dict[str, str]:
+def _provision(clause: str, policy: BusinessPolicy, header_party: str | None = None) -> dict[str, str]:
     """Who provides each item the clause names.
 
     The nearest party word before the item (else after it: "drinks are on you"), flipped by a
@@ -306,6 +309,8 @@ def _provision(clause: str, policy: BusinessPolicy) -> dict[str, str]:
             elif after:
                 end, party = after[0][1], after[0][2]
                 governed = clause[match.end() : end]
+            elif header_party:
+                party, governed = header_party, clause[: match.start()]
             else:
                 continue
             if negated(governed):
@@ -331,6 +336,7 @@ def polarity(text: str) -> str | None:
 def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
     text = text or ""
     facts = AnswerFacts(polarity=polarity(text))
+    header_party = None
     for offset, clause in clauses(text):
         for kind, value, either_half, start, end in quantities(clause):
             per = _PER.match(clause, end) if kind == "money" else None
@@ -340,8 +346,21 @@ def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
                 noun = re.search(r"(\w+)\s*$", clause[start:end]).group(1).lower()
                 role = "count:" + _COUNT_NOUN.get(noun.rstrip("s"), _COUNT_NOUN.get(noun, noun))
             facts.quantities.append(Fact(kind, value, role, clause[start:end], offset + start, either_half, unit))
-        facts.provision |= _provision(clause, policy)
+        provided = _provision(clause, policy, header_party)
+        facts.provision |= provided
+        # "We bring:" / "You provide:" heads the list items that follow it.
+        parties = _parties(clause)
+        if clause.rstrip().endswith(":"):
+            header_party = parties[-1][2] if parties else header_party
+        elif parties:
+            header_party = None
         for name, claim in policy.claims.items():
-            if re.search(claim.pattern, clause, re.IGNORECASE):
-                facts.claims[name] = not negated(clause)
+            match = re.search(claim.pattern, clause, re.IGNORECASE)
+            if match:
+                # The negation must govern the claim: "gratuity is included, so there's nothing extra"
+                # is no negation of "included".
+                facts.claims[name] = not negated(clause[max(0, match.start() - _CLAIM_REACH) : match.end()])
     return facts
+
+
+_CLAIM_REACH = 30  # characters before a claim that a negation may stand in ("we don't use peanuts")

@@ -110,6 +110,7 @@ class Judge:
             lambda: self.non_answer(teacher, student, said_by_teacher, said_by_student, teacher_tool_calls),
             lambda: self.off_policy(said_by_student, said_by_teacher),
             lambda: self.wrong_fact(question, said_by_teacher, said_by_student),
+            lambda: self.negation_flip(teacher, student),
             lambda: self.missing_fact(said_by_teacher, said_by_student),
         )
         for check in checks:
@@ -257,6 +258,23 @@ class Judge:
             return Verdict("wrong_fact", "yes_no", f"answers {student.polarity}, teacher {teacher.polarity}")
         return None
 
+    def negation_flip(self, teacher: str, student: str) -> Verdict | None:
+        """A student clause that says what a teacher clause says, with the negation added or removed.
+
+        Clauses are paired by their content words (negations left out); only close pairs count, so
+        a reworded clause ("tip is optional" for "gratuity isn't included") is not compared."""
+        teacher_clauses = [(_stems(clause), facts.negated(clause, free_is_positive=False))
+                           for _, clause in facts.clauses(teacher)]
+        for _, clause in facts.clauses(student):
+            words = _stems(clause)
+            if len(words) < _MIN_CLAUSE_WORDS:
+                continue
+            overlap, negation = max(((len(words & t) / len(words | t), t_negated) for t, t_negated in teacher_clauses
+                                     if t), default=(0.0, False))
+            if overlap >= _SAME_CLAUSE and negation != facts.negated(clause, free_is_positive=False):
+                return Verdict("wrong_fact", "negation", clause.strip())
+        return None
+
     def missing_fact(self, teacher: AnswerFacts, student: AnswerFacts) -> Verdict | None:
         for fact in teacher.quantities:
             if not any(fact.same_value(s) for s in student.quantities):
@@ -312,12 +330,23 @@ def same_argument(key: str, expected: object, given: object) -> bool:
 _STOPWORDS = frozenset(["a", "an", "the", "and", "or", "but", "if", "so", "to", "of", "in", "on", "at", "for", "with", "by", "from", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "you", "your", "we", "our", "us", "they", "i", "me", "my", "he", "she", "his", "her", "them", "can", "will", "would", "could", "should", "do", "does", "did", "not", "no", "yes", "just", "all", "any", "some", "there", "here", "what", "when", "how", "about", "up", "out", "as"])
 
 
+# Two clauses sharing this share of their content words say the same thing (calibrated on the
+# bundled probe suite with gate-calibrate); a clause needs this many content words to be compared.
+_SAME_CLAUSE = 0.6
+_MIN_CLAUSE_WORDS = 3
+
+
+def _stems(text: str) -> set[str]:
+    """Content words cut to five letters ("cooks" = "cooking"), negation words left out."""
+    return {word[:5] for word in re.findall(r"[a-z']+", text.lower())
+            if word not in _STOPWORDS and len(word) > 2 and not facts.NEGATION.fullmatch(word)
+            and not word.endswith("n't")}
+
+
 def _content_overlap(teacher: str, student: str) -> float:
-    """Share of the teacher's content words (first five letters, so "cooks" = "cooking") the student uses."""
-    def stems(text: str) -> set[str]:
-        return {word[:5] for word in re.findall(r"[a-z']+", text.lower()) if word not in _STOPWORDS and len(word) > 2}
-    wanted = stems(teacher)
-    return len(wanted & stems(student)) / len(wanted) if wanted else 1.0
+    """Share of the teacher's content words the student uses."""
+    wanted = _stems(teacher)
+    return len(wanted & _stems(student)) / len(wanted) if wanted else 1.0
 
 
 def _party(party: str) -> str:
