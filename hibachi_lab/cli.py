@@ -265,6 +265,14 @@ def _print_replay(summary: dict[str, Any]) -> None:
             f"{ab['escalation_miss_delta']:+d}",
             highlight=False,
         )
+        colour = {"adopt B": "green", "keep A": "red"}.get(ab["verdict"]["decision"], "yellow")
+        console.print(f"verdict: [bold {colour}]{ab['verdict']['decision']}[/]")
+        for reason in ab["verdict"]["reasons"]:
+            console.print(f"  - {reason}", highlight=False)
+    shown = summary.get("customer_messages_shown")
+    if shown and shown["with_personal_data"]:
+        console.print(f"[yellow]note:[/] the local report quotes {shown['with_personal_data']:,} customer messages "
+                      "holding personal data (the log is not scrubbed): keep it on this machine", highlight=False)
 
 
 def _similarity_text(similarity: dict[str, Any] | str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def test_replay_writes_decisions_summary_and_reports_that_parse(tmp_path, small_
     parser = _Collector()
     parser.feed((tmp_path / "report.html").read_text())
     assert len(parser.images) == 4 and all(src.startswith("data:image/png;base64,") for src in parser.images)
-    assert "20 most consequential disagreements" in parser.text
+    assert "most consequential disagreements" in parser.text
     markdown = (tmp_path / "report.md").read_text()
     for figure in ("tier_shares", "cost_per_tier", "daily_cost", "confusion"):
         assert f"(figures/{figure}.png)" in markdown and (tmp_path / "figures" / f"{figure}.png").stat().st_size > 1000
@@ -227,3 +228,97 @@ def test_a_queries_only_log_of_20000_turns_replays_with_exact_decisions_and_flag
     assert "(estimated)" in output and "costs estimated where no tokens were logged" in output
     assert "inf" not in output.replace("information", "")
     assert "150 tokens per answer" in (tmp_path / "out" / "report.md").read_text()
+
+
+def _log(rows: list[tuple[str, str, float | None]]) -> traffic.pa.Table:
+    """A log of one-turn conversations: (query, intent, customer sentiment)."""
+    return traffic.turns_table([
+        traffic.parse_turn({"conversation_id": f"c{i}", "turn_index": 0, "timestamp": "2026-09-01T10:00:00-07:00",
+                            "query": query, "customer_sentiment": sentiment, "labels": {"intent": intent}})
+        for i, (query, intent, sentiment) in enumerate(rows)
+    ])
+
+
+def _variant(tmp_path: Path, name: str, **changes) -> Path:
+    """The seed policy with some sections changed, written as a policy file."""
+    policy = Policy.from_yaml(SEED).model_dump()
+    policy["name"] = name
+    for section, values in changes.items():
+        policy[section] = policy[section] | values if isinstance(values, dict) else values
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(json.dumps(policy))
+    return path
+
+
+CANCELLATIONS = [
+    ("We cancelled the party, is a refund possible?", "cancellation_refund", 0.5),
+    ("my husband cancelled our party by mistake, refund the deposit", "cancellation_refund", 0.55),
+    ("Event got cancelled due to rain. Refund?", "cancellation_refund", 0.45),
+    ("what are your hours on sunday", "faq_hours", 0.8),
+    ("how much per adult for 20 guests", "faq_pricing", 0.7),
+    ("saw you on facebook, do you travel to stockton", "faq_area", 0.9),
+]
+
+
+def test_a_variant_that_stops_matching_a_keyword_needs_review_with_the_keyword_named(tmp_path):
+    # The issue's case: "cancel" as a whole word no longer hits "cancelled", so refunds leave the complex tier;
+    # the customers are not upset and no complaint is labelled, so the escalation count stays +0.
+    summary = run_replay(_log(CANCELLATIONS), [SEED, WORD], tmp_path, Pricing.from_yaml(), track=False)
+
+    ab = summary["ab"]
+    assert ab["escalation_miss_delta"] == 0 and ab["cost_delta_usd"] < 0
+    assert ab["verdict"]["decision"] == "needs review"
+    assert ab["tier_down_from_complex_turns"] == 3
+    refunds = ab["tier_down_by_intent"][0]
+    assert refunds["intent"] == "cancellation_refund" and refunds["from_complex"] == 3
+    assert refunds["keywords_no_longer_matching"] == {"cancel": 3}
+    assert "'cancel' on 3 turns" in ab["verdict"]["reasons"][0] and "cancellation_refund" in ab["verdict"]["reasons"][0]
+
+    markdown = (tmp_path / "report.md").read_text()
+    lines = markdown.splitlines()
+    assert lines[2] == "## Verdict: needs review (seed is A, word_boundary is B)"
+    assert "## Turns B sends to a cheaper tier, by intent" in markdown
+    assert "'cancel' in 'cancelled'" in markdown
+    table = markdown.split("most consequential disagreements")[1]
+    rows = [line for line in table.splitlines() if re.match(r"\| c\d+ \|", line)]
+    assert len(rows) == 4  # the three refunds and the facebook turn
+    risks = [row.rstrip(" |").rsplit(" | ", 1)[1] for row in rows]
+    assert all(risks) and risks[0].startswith("cheaper tier complex -> simple (cancellation_refund): 'cancel' no longer")
+    assert "'book' no longer matches" in " ".join(risks)
+
+
+def test_a_pure_cost_saving_with_no_tier_drops_is_adopted(tmp_path, small_log):
+    # Bookings and changes (the medium tier's tool turns) go to Mixtral instead of Mistral Large; no tier moves.
+    cheaper = _variant(tmp_path, "cheap-tools", providers={"tool": "mixtral_8x22b"})
+    summary = run_replay(traffic.load(small_log), [SEED, cheaper], tmp_path / "out", Pricing.from_yaml(), track=False)
+
+    ab = summary["ab"]
+    assert ab["tier_agreement"] == 1.0 and ab["tier_down_turns"] == 0 and ab["cost_delta_95ci_usd"][1] < 0
+    assert ab["verdict"]["decision"] == "adopt B"
+    assert "a saving" in " ".join(ab["verdict"]["reasons"])
+    assert "## Verdict: adopt B" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_variant_that_misses_escalations_is_kept_out(tmp_path):
+    no_mood = _variant(tmp_path, "no-mood", overrides={"escalate_sentiment_below": None})
+    upset = [("this is the worst service, where is my chef", "complaint", 0.05), *CANCELLATIONS[3:]]
+    summary = run_replay(_log(upset), [SEED, no_mood], tmp_path / "out", Pricing.from_yaml(), track=False)
+
+    verdict = summary["ab"]["verdict"]
+    assert verdict["decision"] == "keep A"
+    assert verdict["reasons"][0].startswith("escalations") and "B misses 1 that A catches" in verdict["reasons"][0]
+
+
+def test_the_local_report_warns_when_it_quotes_personal_data_and_the_mlflow_copy_does_not(tmp_path, small_log):
+    summary = run_replay(traffic.load(small_log), [SEED, WORD], tmp_path, Pricing.from_yaml())
+
+    assert summary["customer_messages_shown"]["with_personal_data"] > 0
+    local = (tmp_path / "report.md").read_text()
+    assert local.splitlines()[2].startswith("> **Unscrubbed customer text: this report quotes")
+    copied = Path(MlflowClient(registry.tracking_uri()).download_artifacts(
+        summary["mlflow_run_id"], "report.md", str(tmp_path / "dl"))).read_text()
+    assert "Unscrubbed customer text" not in copied and WITHHELD in copied
+
+    clean = run_replay(_log(CANCELLATIONS), [SEED, WORD], tmp_path / "clean", Pricing.from_yaml(), track=False)
+    assert clean["customer_messages_shown"]["with_personal_data"] == 0
+    assert "Unscrubbed" not in (tmp_path / "clean" / "report.md").read_text()
