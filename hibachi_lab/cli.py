@@ -315,6 +315,8 @@ def sweep(
         table.add_row(f"{point['value']:g}", f"{point['ensemble_share']:.1%}",
                       f"{point['monthly_projection_usd']:,.2f}{estimated}", str(point["escalation_misses"]))
     console.print(table)
+    for region in summary["flat_regions"]:
+        console.print(f"flat stretch: {region['why']}", highlight=False)
     if summary["cost_estimate_assumption"]:
         console.print(f"costs {summary['cost_estimate_assumption']}", highlight=False)
     if "calibrated" in summary:

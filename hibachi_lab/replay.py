@@ -763,9 +763,12 @@ def run_sweep(
     at_risk = escalation_risk(arrow)
     reference = _reference(arrow, engine, pricing)
     points = []
+    routings = []
     for value in values:
         policy = with_parameter(base, parameter, value)
         decisions = policy.classify_table(arrow).to_pandas()
+        routings.append(hashlib.sha256(decisions["tier"].to_numpy().astype(str).tobytes()
+                                       + decisions["provider"].to_numpy().astype(str).tobytes()).hexdigest())
         costs = routing_costs(arrow, decisions["provider"].to_numpy(), pricing)
         estimated = int(costs["cost_estimated"].sum())
         budget = budget_view(arrow, costs["cost_usd"], pricing, estimated)
@@ -790,6 +793,7 @@ def run_sweep(
                                           "that reach the complex tier"
                                           + (f"; answer similarity {reference}" if isinstance(reference, str) else ""),
                                "points": points,
+                               "flat_regions": flat_regions(arrow, base, parameter, points, routings, at_risk),
                                "cost_estimate_assumption": estimate_assumption(arrow, pricing)
                                if any(point["cost_estimated_turns"] for point in points) else None}
     chosen = _calibrate(points, target_monthly_usd, target_ensemble_share)
@@ -811,6 +815,64 @@ def run_sweep(
     return summary
 
 
+def flat_regions(arrow: pa.Table, base: Policy, parameter: str, points: list[dict], routings: list[str],
+                 at_risk: np.ndarray) -> list[dict[str, Any]]:
+    """Runs of swept values where the curve does not move, each with why in words.
+
+    Two kinds: values that route every turn the same way (their points coincide), and values that move
+    turns between tiers but no at-risk turn (the quality stays put while the cost moves).
+    """
+    regions = []
+    for start, stop in _runs(routings):
+        regions.append({"from": points[start]["value"], "to": points[stop]["value"], "kind": "same routing",
+                        "why": _same_routing_why(arrow, base, parameter, points[start]["value"], points[stop]["value"])})
+    coverage = [point["escalation_coverage"] for point in points]
+    for start, stop in _runs(coverage):
+        if routings[start] == routings[stop]:
+            continue  # said above
+        regions.append({
+            "from": points[start]["value"], "to": points[stop]["value"], "kind": "same quality",
+            "why": f"escalation coverage stays at {coverage[start]:.1%} for {parameter} from {points[start]['value']:g} "
+                   f"to {points[stop]['value']:g}: these values move turns between tiers, but none of the "
+                   f"{int(at_risk.sum()):,} at-risk turns (complaints and customers below {ESCALATION_SENTIMENT} "
+                   "sentiment) across the complex tier's edge, so only the cost changes"})
+    return sorted(regions, key=lambda region: region["from"])
+
+
+def _runs(values: list) -> list[tuple[int, int]]:
+    """(first, last) index of each run of two or more equal consecutive values."""
+    runs, start = [], 0
+    for index in range(1, len(values) + 1):
+        if index == len(values) or values[index] != values[start]:
+            if index - 1 > start:
+                runs.append((start, index - 1))
+            start = index
+    return runs
+
+
+def _same_routing_why(arrow: pa.Table, base: Policy, parameter: str, low: float, high: float) -> str:
+    said = f"{parameter} from {low:g} to {high:g} routes every turn the same way"
+    if parameter not in ("complex_threshold", "medium_threshold"):
+        return f"{said}: no turn's score or override crosses a tier's edge within that range"
+    # A threshold matters only for turns the overrides leave to the score; their scores do not depend on it.
+    decisions = base.classify_table(arrow).to_pandas()
+    sentiment = pc.fill_null(arrow["customer_sentiment"], base.default_sentiment).to_numpy(zero_copy_only=False)
+    overrides = base.overrides
+    escalated = np.zeros(len(decisions), dtype=bool)
+    if overrides.escalate_complex_hits is not None:
+        escalated |= decisions["complex_hits"].to_numpy() >= overrides.escalate_complex_hits
+    if overrides.escalate_sentiment_below is not None:
+        escalated |= sentiment < overrides.escalate_sentiment_below
+    tool = (decisions["tool_hits"].to_numpy() > 0) & ~escalated if overrides.tool_hits_to_medium else np.zeros_like(escalated)
+    scores = decisions["score"].to_numpy()[~escalated & ~tool]
+    below, above = scores[scores < low], scores[scores >= high]
+    nearest = (f"the nearest are {below.max():.3f} below" if len(below) else "none lies below") + (
+        f" and {above.min():.3f} above" if len(above) else ", none above")
+    return (f"{said}: of the {len(scores):,} turns the overrides leave to the score, none scores from {low:g} up to "
+            f"{high:g} ({nearest}); the {int(escalated.sum()):,} turns the overrides escalate (complex hits, low "
+            f"sentiment) and the {int(tool.sum()):,} tool turns do not depend on the threshold")
+
+
 def _calibrate(points: list[dict], monthly_usd: float | None, ensemble_share: float | None) -> dict | None:
     if monthly_usd is not None and ensemble_share is not None:
         raise BadInput("give either --target-monthly-usd or --target-ensemble-share, not both")
@@ -826,18 +888,56 @@ def _calibrate(points: list[dict], monthly_usd: float | None, ensemble_share: fl
     return None
 
 
+def point_labels(xs: list[float], ys: list[float], values: list[float]) -> list[tuple[float, float, str]]:
+    """One label per distinct point: consecutive swept values on the same point share one ("0.4-0.9")."""
+    labels: list[tuple[float, float, str]] = []
+    start = 0
+    for index in range(1, len(values) + 1):
+        if index == len(values) or (xs[index], ys[index]) != (xs[start], ys[start]):
+            text = f"{values[start]:g}" if index - 1 == start else f"{values[start]:g}\u2013{values[index - 1]:g}"
+            labels.append((xs[start], ys[start], text))
+            start = index
+    return labels
+
+
+# Where a label may go around its point (points): right-above first, then below, left, further out.
+_LABEL_OFFSETS = [(4, 4, "left"), (4, -11, "left"), (-4, 4, "right"), (-4, -11, "right"), (4, 14, "left"),
+                  (4, -21, "left"), (-4, 14, "right"), (-4, -21, "right")]
+
+
+def label_points(axis: plt.Axes, labels: list[tuple[float, float, str]]) -> list[Any]:
+    """Annotate points so that no two labels overlap: each takes the first free place around its point, and a
+    label with no free place is left out (the table below the figure lists every value)."""
+    figure = axis.figure
+    figure.canvas.draw()  # final limits, so label boxes are where they will be drawn
+    renderer = figure.canvas.get_renderer()
+    placed, boxes = [], []
+    for x, y, text in labels:
+        for dx, dy, align in _LABEL_OFFSETS:
+            label = axis.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7, ha=align)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in boxes):
+                placed.append(label)
+                boxes.append(box)
+                break
+            label.remove()
+    return placed
+
+
 def _sweep_report(summary: dict[str, Any]) -> Report:
     points = pd.DataFrame(summary["points"])
     report = Report(f"Sweep of {summary['parameter']} on {summary['policy']}")
     report.paragraph(f"Quality here is {summary['quality']}. Production value: {summary['production_value']}.")
     if summary["cost_estimate_assumption"]:
         report.paragraph(f"Costs in cost_estimated_turns are {summary['cost_estimate_assumption']}.")
+    for region in summary["flat_regions"]:
+        report.paragraph(f"Flat stretch: {region['why']}.")
     for x, label, name in (("ensemble_share", "share of turns sent to the ensemble", "cost_quality_share"),
                            ("monthly_projection_usd", "projected monthly cost (USD)", "cost_quality_dollars")):
         fig, axis = plt.subplots(figsize=(6, 3.6))
         axis.plot(points[x], points["escalation_coverage"], marker="o")
-        for row in points.itertuples():
-            axis.annotate(f"{row.value:g}", (getattr(row, x), row.escalation_coverage), fontsize=7)
+        label_points(axis, point_labels(points[x].tolist(), points["escalation_coverage"].tolist(),
+                                        points["value"].tolist()))
         production = points[np.isclose(points["value"], summary["production_value"])]
         if len(production):
             axis.scatter(production[x], production["escalation_coverage"], s=120, facecolors="none", edgecolors="red",

@@ -322,3 +322,36 @@ def test_the_local_report_warns_when_it_quotes_personal_data_and_the_mlflow_copy
     clean = run_replay(_log(CANCELLATIONS), [SEED, WORD], tmp_path / "clean", Pricing.from_yaml(), track=False)
     assert clean["customer_messages_shown"]["with_personal_data"] == 0
     assert "Unscrubbed" not in (tmp_path / "clean" / "report.md").read_text()
+
+
+def test_a_flat_stretch_of_a_sweep_is_explained_in_words_and_labelled_once(tmp_path, small_log):
+    values = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    summary = run_sweep(traffic.load(small_log), SEED, "complex_threshold", values, tmp_path, Pricing.from_yaml(),
+                        track=False)
+
+    same = [region for region in summary["flat_regions"] if region["kind"] == "same routing"]
+    assert same and same[-1]["to"] == 0.9
+    low = same[-1]["from"]
+    shares = {p["value"]: p["ensemble_share"] for p in summary["points"]}
+    assert len({shares[v] for v in values if v >= low}) == 1
+    assert f"complex_threshold from {low:g} to 0.9 routes every turn the same way" in same[-1]["why"]
+    assert "none scores from" in same[-1]["why"] and "do not depend on the threshold" in same[-1]["why"]
+    assert f"Flat stretch: {same[-1]['why']}." in (tmp_path / "report.md").read_text()
+
+
+def test_sweep_points_on_one_spot_share_a_label_and_no_two_labels_overlap():
+    import matplotlib.pyplot as plt
+
+    from hibachi_lab.replay import label_points, point_labels
+
+    labels = point_labels([0.10, 0.10, 0.10, 0.1001, 0.1002, 0.2], [0.5, 0.5, 0.5, 0.5001, 0.5, 0.9],
+                          [0.3, 0.35, 0.4, 0.45, 0.5, 0.55])
+    assert [text for _, _, text in labels] == ["0.3\u20130.4", "0.45", "0.5", "0.55"]
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    axis.plot([x for x, _, _ in labels], [y for _, y, _ in labels], marker="o")
+    placed = label_points(axis, labels)
+    renderer = figure.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in placed]
+    assert len(placed) == 4
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(figure)
