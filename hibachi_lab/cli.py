@@ -320,7 +320,7 @@ def sweep(
     if summary["cost_estimate_assumption"]:
         console.print(f"costs {summary['cost_estimate_assumption']}", highlight=False)
     if "calibrated" in summary:
-        console.print(f"calibrated policy: {summary['calibrated']['policy_file']} ({param} = {summary['calibrated']['value']})")
+        console.print(f"calibrated policy: {out / 'calibrated_policy.yaml'} ({param} = {summary['calibrated']['value']})")
     console.print(f"report: {out / 'report.html'}")
 
 

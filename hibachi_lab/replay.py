@@ -30,7 +30,7 @@ import yaml
 from hibachi_lab import ensemble, registry
 from hibachi_lab.cost import Pricing, budget_view, estimate_assumption, routing_costs
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import atomic_path, json_default, write_text_atomic
+from hibachi_lab.files import atomic_path, json_default, shareable_path, shareable_paths, write_text_atomic
 from hibachi_lab.report import Report
 from hibachi_lab.router import TIERS, Policy
 from hibachi_lab.similarity import SimilarityEngine
@@ -87,7 +87,7 @@ def replay_policy(
     turns = len(decisions)
     summary = {
         "policy": policy.name,
-        "policy_file": str(policy_path),
+        "policy_file": shareable_path(policy_path),
         "turns": turns,
         "share_per_tier": {tier: float((decisions["tier"] == tier).mean()) if turns else 0.0 for tier in TIERS},
         "share_per_provider": decisions["provider"].value_counts(normalize=True).sort_index().to_dict(),
@@ -105,7 +105,7 @@ def replay_policy(
         "answer_similarity_to_ensemble": answer_similarity(decisions["provider"], reference),
     } | budget
     name = label or policy.name
-    return PolicyReplay(name, policy, str(policy_path), _sha256(policy_path), decisions, summary)
+    return PolicyReplay(name, policy, shareable_path(policy_path), _sha256(policy_path), decisions, summary)
 
 
 def answer_similarity(providers: pd.Series, reference: pd.DataFrame | str) -> dict[str, Any] | str:
@@ -402,6 +402,8 @@ def run_replay(
         replay_policy(arrow, path, pricing, charge_unknown_as, label, env, reference)
         for path, label, env in zip(policy_paths, labels, env_files)
     ]
+    # The summary and report are copied to MLflow: paths in them are relative (or file names).
+    logs_description = shareable_paths(logs_description)
     summary: dict[str, Any] = {"logs": logs_description, "turns": arrow.num_rows, "policies": {r.label: r.summary for r in replays}}
     shown = None
     if len(replays) == 2:
@@ -420,7 +422,7 @@ def run_replay(
         with tempfile.TemporaryDirectory() as artifacts:
             _replay_report(replays, summary, shown, shareable=True).write(artifacts)
             (Path(artifacts) / "summary.json").write_text((out / "summary.json").read_text())
-            params = {"logs": logs_description, "env_file": str(env_file),
+            params = {"logs": logs_description, "env_file": shareable_path(env_file) if env_file else "None",
                       "pricing_sha256": hashlib.sha256(pricing.model_dump_json().encode()).hexdigest()}
             for replay in replays:
                 params[f"{replay.label}.policy_file"] = replay.path
@@ -804,12 +806,12 @@ def run_sweep(
             "description": f"{base.name} with {parameter} = {chosen['value']} (calibrated by hibachi-lab sweep)",
         })
         path = write_text_atomic(out / "calibrated_policy.yaml", yaml.safe_dump(calibrated.model_dump(), sort_keys=False))
-        summary["calibrated"] = {"value": chosen["value"], "policy_file": str(path), "point": chosen}
+        summary["calibrated"] = {"value": chosen["value"], "policy_file": shareable_path(path), "point": chosen}
     write_text_atomic(out / "sweep.json", json.dumps(summary, indent=2, default=json_default))
     report = _sweep_report(summary)
     report.write(out)
     if track:
-        registry.log_run("router-sweep", f"{base.name}:{parameter}", {"policy_file": str(policy_path),
+        registry.log_run("router-sweep", f"{base.name}:{parameter}", {"policy_file": shareable_path(policy_path),
                          "policy_sha256": _sha256(policy_path), "parameter": parameter, "values": values},
                          {}, out)
     return summary

@@ -139,7 +139,9 @@ def test_sweep_calibrates_to_an_ensemble_share(tmp_path, small_log):
     shares = [p["ensemble_share"] for p in summary["points"]]
     assert shares == sorted(shares, reverse=True)  # a higher threshold sends fewer turns to the ensemble
     assert shares[0] > shares[-1]
-    calibrated = Policy.from_yaml(summary["calibrated"]["policy_file"])
+    # Beside sweep.json; named relative to the working folder, or by file name when outside it (as here).
+    assert summary["calibrated"]["policy_file"] == "calibrated_policy.yaml"
+    calibrated = Policy.from_yaml(tmp_path / summary["calibrated"]["policy_file"])
     closest = min(summary["points"], key=lambda p: abs(p["ensemble_share"] - 0.5))
     assert calibrated.thresholds.complex == closest["value"]
     assert calibrated.classify_table(dataset)["provider"].to_pylist().count("ensemble") / len(dataset) == closest["ensemble_share"]
@@ -355,3 +357,24 @@ def test_sweep_points_on_one_spot_share_a_label_and_no_two_labels_overlap():
     assert len(placed) == 4
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     plt.close(figure)
+
+
+ABSOLUTE_PATH = re.compile(r"(?:^|[\s\"'(`=])/(?!/)[\w.-]+/")
+
+
+def test_nothing_a_replay_can_share_names_an_absolute_path(tmp_path, small_log, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    local = Path("logs") / "turns.jsonl"
+    local.parent.mkdir()
+    local.write_bytes(small_log.read_bytes())
+    summary = run_replay(traffic.load(local), [SEED, WORD], tmp_path / "out", Pricing.from_yaml(),
+                         logs_description=f"{local.resolve()}, {SEED}")
+
+    assert summary["logs"] == "logs/turns.jsonl, seed.yaml"
+    assert summary["policies"]["seed"]["policy_file"] == "seed.yaml"
+    client = MlflowClient(registry.tracking_uri())
+    for name in ("report.md", "report.html", "summary.json"):
+        copied = Path(client.download_artifacts(summary["mlflow_run_id"], name, str(tmp_path / "dl"))).read_text()
+        assert not ABSOLUTE_PATH.search(copied), name
+    params = client.get_run(summary["mlflow_run_id"]).data.params
+    assert not [value for value in params.values() if ABSOLUTE_PATH.search(" " + value)]
