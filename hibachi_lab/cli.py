@@ -35,6 +35,11 @@ console = Console()
 error_console = Console(stderr=True)
 
 
+def bundled(path: Path) -> str:
+    """How help names a default file that ships with hibachi-lab (not the install's absolute path)."""
+    return f"bundled {path.relative_to(REPO_ROOT).as_posix()}"
+
+
 class _Group(TyperGroup):
     """Turns exceptions into exit codes: one clear line for bad input, a hint for bugs."""
 
@@ -68,7 +73,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Click's plain help: it wraps within the terminal (at 80 columns too), where Rich's option table cut
+    # default paths and gave every flag a <bool> column.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -86,7 +93,8 @@ def main(
     )
 
 
-LogPaths = Annotated[list[Path], typer.Argument(help="Log files (.jsonl, .jsonl.gz, .parquet), folders or globs.")]
+LogPaths = Annotated[list[Path], typer.Argument(help="Log files (.jsonl, .jsonl.gz, .parquet), folders or globs.",
+                                                metavar="LOGS")]
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first bad line instead of quarantining it.")]
 
 
@@ -181,8 +189,10 @@ def synth(
     console.print(f"wrote {turns:,} turns in {conversations:,} conversations to {out}")
 
 
-PricingOption = Annotated[Path, typer.Option(help="Price table and budget settings (YAML).")]
-SimilarityOption = Annotated[Path, typer.Option("--similarity", help="Similarity engine settings (YAML).")]
+PricingOption = Annotated[Path, typer.Option(help="Price table and budget settings (YAML).",
+                                             show_default=bundled(DEFAULT_PRICING))]
+SimilarityOption = Annotated[Path, typer.Option("--similarity", help="Similarity engine settings (YAML).",
+                                                show_default=bundled(DEFAULT_SIMILARITY))]
 
 
 def _engine(config: Path):
@@ -326,8 +336,8 @@ def sweep(
 
 @app.command("similarity-probe")
 def similarity_probe(
-    pairs: Annotated[Path, typer.Argument(help="JSONL of {kind, a, b} pairs (default: the bundled My Hibachi set).")]
-    = SIMILARITY_PROBES,
+    pairs: Annotated[Path, typer.Argument(help="JSONL of {kind, a, b} pairs (default: the bundled My Hibachi set).",
+                                          show_default=False)] = SIMILARITY_PROBES,
     threshold: Annotated[float, typer.Option(help="The threshold to read the scores against.")] = 0.90,
     similarity: SimilarityOption = DEFAULT_SIMILARITY,
 ) -> None:
@@ -386,7 +396,7 @@ def _print_consensus(summary: dict[str, Any]) -> None:
     console.print(table)
 
 
-PiiOption = Annotated[Path, typer.Option("--config", help="PII settings (YAML, see configs/pii.yaml).")]
+PiiOption = Annotated[Path, typer.Option("--config", help="PII settings (YAML).", show_default=bundled(DEFAULT_PII))]
 
 
 @app.command()
@@ -527,8 +537,10 @@ def _score(value: float | None) -> str:
 def build_dataset(
     logs: LogPaths,
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (replaced atomically).")],
-    config: Annotated[Path, typer.Option(help="Dataset settings (YAML).")] = DEFAULT_DATASET,
-    pii_config: Annotated[Path, typer.Option("--pii-config", help="Settings of the leak gate (YAML).")] = DEFAULT_PII,
+    config: Annotated[Path, typer.Option(help="Dataset settings (YAML).", show_default=bundled(DEFAULT_DATASET))] \
+    = DEFAULT_DATASET,
+    pii_config: Annotated[Path, typer.Option("--pii-config", help="Settings of the leak gate (YAML).",
+                                             show_default=bundled(DEFAULT_PII))] = DEFAULT_PII,
     similarity: SimilarityOption = DEFAULT_SIMILARITY,
     pricing: PricingOption = DEFAULT_PRICING,
     strict: Strict = False,
@@ -611,11 +623,11 @@ def train_command(
     epochs: Annotated[float, typer.Option(help="Epochs when --max-steps is not given.")] = 1.0,
     learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
     save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every this many steps.")] = 50,
-    packing: Annotated[bool, typer.Option(help="Pack examples into full sequences (best with flash attention).")]
+    packing: Annotated[bool, typer.Option("--packing", help="Pack examples into full sequences (best with flash attention).")]
     = False,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT/checkpoints (same model, "
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT/checkpoints (same model, "
                                          "dataset and settings only).")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Discard the checkpoints of an earlier run in OUT and start over.")]
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Discard the checkpoints of an earlier run in OUT and start over.")]
     = False,
     backend: Annotated[str | None, typer.Option(help="Force unsloth or peft (default: unsloth where it runs).")]
     = None,
@@ -648,7 +660,8 @@ def evaluate(
     = None,
     answers: Annotated[Path | None, typer.Option(help="JSONL of {prompt_id, answer} made elsewhere (Kaggle).")]
     = None,
-    config: Annotated[Path, typer.Option(help="The promotion gate (YAML).")] = DEFAULT_PROMOTION,
+    config: Annotated[Path, typer.Option(help="The promotion gate (YAML).", show_default=bundled(DEFAULT_PROMOTION))] \
+    = DEFAULT_PROMOTION,
     similarity: SimilarityOption = DEFAULT_SIMILARITY,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest student answer.")] = 256,
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts generated together.")] = 8,
@@ -700,7 +713,7 @@ TrackingUri = Annotated[
 def promote(
     run: Annotated[str, typer.Option("--run", help="The evaluation run whose student to promote (its id, or the "
                                      "first characters of it that status shows).")],
-    force: Annotated[bool, typer.Option(help="Promote although the gate failed (needs --reason).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Promote although the gate failed (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option(help="Why the gate is overridden; recorded on the version.")] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -742,7 +755,8 @@ def ollama_export(
     name: Annotated[str | None, typer.Option(help="Create it on the Ollama server under this name.")] = None,
     gguf: Annotated[bool | None, typer.Option(help="Force (or skip) GGUF conversion; default: where Ollama needs it.")]
     = None,
-    config: Annotated[Path, typer.Option(help="Dataset settings: the system prompt.")] = DEFAULT_DATASET,
+    config: Annotated[Path, typer.Option(help="Dataset settings: the system prompt.",
+                                         show_default=bundled(DEFAULT_DATASET))] = DEFAULT_DATASET,
 ) -> None:
     """Merge an adapter into its base, convert for Ollama, write the Modelfile and optionally create the model."""
     from hibachi_lab import ollama
@@ -763,7 +777,8 @@ def ollama_export(
 
 @app.command()
 def demo(
-    logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,
+    logs: Annotated[Path, typer.Option(help="Logged traffic to run on.", show_default=bundled(SAMPLE_TRAFFIC))] \
+    = SAMPLE_TRAFFIC,
     out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports/demo"),
 ) -> None:
     """The main job on the bundled sample: replay A/B -> consensus -> scrub -> leak check -> dataset -> smoke student
