@@ -18,7 +18,6 @@ import math
 import os
 import shutil
 import tempfile
-import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -519,8 +518,7 @@ def _track(out: Path, splits: dict[str, pd.DataFrame], summary: dict[str, Any]) 
     import mlflow.data
 
     flat = splits["train"].assign(messages=splits["train"]["messages"].apply(json.dumps))
-    with warnings.catch_warnings():  # MLflow's schema hints are about model inputs, not a logged dataset
-        warnings.simplefilter("ignore", UserWarning)
+    with registry.quiet_mlflow():  # its schema hint is about model inputs, not a logged dataset
         train_input = mlflow.data.from_pandas(flat, source=shareable_path(out / "train.jsonl"), name="train",
                                               digest=summary["digest"][:16])
     metrics = {"examples_out": summary["examples_out"], "turns_in": summary["turns_in"],

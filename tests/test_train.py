@@ -216,3 +216,26 @@ def test_resume_refuses_checkpoints_of_another_model_dataset_or_settings(memoris
             train.train(load_recipe(recipe), CPU, dataset, out, settings, track=False)
         assert difference in str(refused.value)
     assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]
+
+
+def test_training_shows_its_loss_in_the_progress_bar_and_no_known_library_warning(memorisation_set, tmp_path, capfd):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train.train(load_recipe("qwen3-tiny"), CPU, memorisation_set, tmp_path / "run",
+                             train.TrainSettings(max_steps=3, save_steps=100), track=False)
+    assert result.global_step == 3 and len(result.losses) == 3
+    printed = "".join(capfd.readouterr())
+    assert "{'loss'" not in printed and "'train_runtime'" not in printed  # no raw log dicts
+    assert not [str(w.message) for w in caught if "checkpointing" in str(w.message)]
+
+
+def test_the_trainer_reports_through_one_progress_bar(memorisation_set, tmp_path):
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    prepared = train.prepare(load_recipe("qwen3-tiny"), CPU, memorisation_set, tmp_path / "run",
+                             train.TrainSettings(max_steps=1))
+    kinds = [type(callback).__name__ for callback in prepared.trainer.callback_handler.callbacks]
+    assert "TrainingProgress" in kinds
+    assert ProgressCallback.__name__ not in kinds and PrinterCallback.__name__ not in kinds
