@@ -124,7 +124,13 @@ def load_model(recipe: ModelRecipe, plan: Plan, out: Path, texts: list[str], res
             return AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
         tokenizer = tiny_tokenizer(texts)
         model = tiny_model(recipe.family, tokenizer)
-        model.save_pretrained(base)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a bar for writing one small shard is noise
+        try:
+            model.save_pretrained(base)
+        finally:
+            hf_logging.enable_progress_bar()
         tokenizer.save_pretrained(base)
         return model, tokenizer
     if plan.backend == "unsloth":
