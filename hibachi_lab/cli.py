@@ -590,7 +590,8 @@ def plan(
     from hibachi_lab.recipes import load_hardware, load_recipe
 
     tokens, longest = planner.dataset_tokens(dataset)
-    chosen = planner.make_plan(load_recipe(model), load_hardware(hardware), tokens, longest, backend)
+    chosen = planner.make_plan(load_recipe(model), load_hardware(hardware), tokens, longest, backend,
+                               planner.dataset_examples(dataset))
     _print_plan(chosen)
 
 
@@ -601,16 +602,31 @@ def _print_plan(chosen) -> None:
     table.add_row("batch x accumulation", f"{chosen.batch_size} x {chosen.gradient_accumulation}")
     table.add_row("sequence length", str(chosen.sequence_length))
     table.add_row("GPUs", chosen.multi_gpu or "one")
-    table.add_row("weights at 4 / 8 / 16 bit", " / ".join(f"{gb:g} GB" for gb in chosen.weights_gb_at_bits.values()))
+    table.add_row("weights at 4 / 8 / 16 bit", " / ".join(_gb(gb) for gb in chosen.weights_gb_at_bits.values()))
     table.add_row("LoRA parameters", f"{chosen.lora_parameters:,}")
     for part, gb in chosen.memory_gb.items():
-        table.add_row(f"memory: {part}", f"{gb:.2f} GB")
+        table.add_row(f"memory: {part}", _gb(gb))
     assumed = " (assumed: no --dataset)" if chosen.tokens_assumed else ""
     table.add_row("tokens per epoch", f"{chosen.tokens_per_epoch:,}{assumed}")
-    table.add_row("time per epoch", f"~{chosen.hours_per_epoch:.2f} h")
+    table.add_row("steps per epoch", f"{chosen.steps_per_epoch:,}{assumed}")
+    table.add_row("time per step", f"~{chosen.seconds_per_step:.2g} s ({chosen.time_basis})")
+    table.add_row("time per epoch", f"{_duration(chosen.hours_per_epoch)} (an estimate)")
     console.print(table)
     for warning in chosen.warnings:
         console.print(f"[yellow]note:[/] {warning}", highlight=False)
+
+
+def _gb(gb: float) -> str:
+    """Memory in GB with one decimal; a part too small to show as 0.1 says so rather than "0"."""
+    return f"{gb:,.1f} GB" if gb >= 0.05 else "<0.1 GB"
+
+
+def _duration(hours: float) -> str:
+    if hours < 1 / 60:
+        return f"~{max(1, round(hours * 3600))} s"
+    if hours < 1:
+        return f"~{round(hours * 60)} min"
+    return f"~{hours:,.1f} h"
 
 
 @app.command("train")

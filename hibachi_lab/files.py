@@ -89,3 +89,8 @@ def shareable_paths(text: str) -> str:
     """A description made of paths joined by ", " (what the commands write for several inputs), each made
     shareable; other text is kept."""
     return ", ".join(shareable_path(part) if os.path.isabs(part) else part for part in text.split(", "))
+
+
+def cache_dir() -> Path:
+    """hibachi-lab's cache folder: ``HIBACHI_LAB_CACHE``, else ``~/.cache/hibachi-lab``."""
+    return Path(os.environ.get("HIBACHI_LAB_CACHE", Path.home() / ".cache" / "hibachi-lab"))

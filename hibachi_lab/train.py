@@ -28,7 +28,7 @@ from typing import Any
 from hibachi_lab import registry
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import write_text_atomic
-from hibachi_lab.plan import Plan, dataset_tokens, make_plan
+from hibachi_lab.plan import Plan, dataset_examples, dataset_tokens, make_plan, record_step_time
 from hibachi_lab.recipes import HardwareProfile, ModelRecipe
 from hibachi_lab.smoke import tiny_model, tiny_tokenizer
 
@@ -263,7 +263,7 @@ def prepare(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | o
     from trl import SFTTrainer
 
     tokens, longest = dataset_tokens(dataset_dir)
-    plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
+    plan = make_plan(recipe, hardware, tokens, longest, settings.backend, dataset_examples(dataset_dir))
     if hardware.device == "cuda":
         _require_cuda(hardware)
     train_split, eval_split, summary = load_splits(dataset_dir)
@@ -301,10 +301,11 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
     with quiet_known_warnings():
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
+    resumed_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
+    record_step_time(prepared.plan, seconds, trainer.state.global_step - resumed_step)  # for the next plan
     trainer.save_model(str(out / "adapter"))
     prepared.tokenizer.save_pretrained(str(out / "adapter"))
     losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
-    resumed_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
     result = TrainResult(
         out=out, plan=prepared.plan, global_step=trainer.state.global_step, resumed_from_step=resumed_step,
         losses=losses, tokens_per_second=_trained_tokens(trainer) / seconds if seconds else 0.0,
