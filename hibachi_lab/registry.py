@@ -31,13 +31,17 @@ def quiet_mlflow() -> Iterator[None]:
     - SQLAlchemy 2 deprecates the ``noload`` loader that MLflow's SQL store still configures (MLflow's to fix;
       nothing a user can change);
     - the hint that integer columns cannot hold missing values is about model signatures, and MLflow gives it
-      for a logged dataset too (the train split's token counts and turn indices have no missing values).
+      for a logged dataset too (the train split's token counts and turn indices have no missing values);
+    - a local file given as a dataset's source "can be interpreted in multiple ways": MLflow registers its
+      local-file source twice (for "" and "file://") and picks the same class either way.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated",
                                 category=DeprecationWarning, module=r"mlflow\.store\.")
         warnings.filterwarnings("ignore", message=r"Hint: Inferred schema contains integer column",
                                 category=UserWarning, module=r"mlflow\.types\.")
+        warnings.filterwarnings("ignore", message=r"The specified dataset source can be interpreted in multiple ways",
+                                category=UserWarning, module=r"mlflow\.data\.")
         yield
 
 

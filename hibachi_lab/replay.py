@@ -351,10 +351,11 @@ def consequential_disagreements(
     frame["severity"] = np.select(
         [frame["risk_change"] != 0, (frame["tier_change"] < 0) & frame["from_complex"], frame["tier_change"] < 0],
         [3, 2, 1], 0)
-    frame["risk"] = [_risk_text(row, a, b) for row in frame.itertuples()]
     order = frame.assign(abs_cost=frame["cost_delta_usd"].abs())
     order = order.sort_values(["severity", "abs_cost", "conversation_id", "turn_index"], ascending=[False, False, True, True])
-    return order.drop(columns=["abs_cost", "risk_change", "tier_change", "from_complex", "severity"]).head(limit)
+    top = order.head(limit)
+    top = top.assign(risk=[_risk_text(row, a, b) for row in top.itertuples()])
+    return top.drop(columns=["abs_cost", "risk_change", "tier_change", "from_complex", "severity"])
 
 
 def _risk_text(row: Any, a: PolicyReplay, b: PolicyReplay) -> str:
@@ -472,12 +473,14 @@ def _examples(drops: pd.DataFrame) -> pd.DataFrame:
     for _, frame in ordered.groupby("intent", sort=False):
         frame = frame.drop_duplicates("query")
         covered: set[str] = set()
-        new_keyword = [not covered.issuperset(lost) and not covered.update(lost) for lost in frame["lost_keywords"]]
-        chosen = frame[new_keyword].head(EXAMPLES_PER_INTENT)
-        rest = frame.drop(chosen.index).head(EXAMPLES_PER_INTENT - len(chosen))
-        picked.append(frame.loc[frame.index.isin(chosen.index.union(rest.index))])
-    columns = [*drops.columns]
-    return pd.concat(picked)[columns] if picked else drops.iloc[:0]
+        showing_more = []  # the examples that show a keyword none before them does
+        for index, lost in zip(frame.index, frame["lost_keywords"], strict=True):
+            if not covered.issuperset(lost):
+                showing_more.append(index)
+                covered.update(lost)
+        chosen = list(dict.fromkeys([*showing_more, *frame.index]))[:EXAMPLES_PER_INTENT]
+        picked.append(frame.loc[frame.index.isin(chosen)])
+    return pd.concat(picked)[list(drops.columns)] if picked else drops.iloc[:0]
 
 
 def _leaking(queries: list[str]) -> dict[str, list[str]]:
