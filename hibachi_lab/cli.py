@@ -35,6 +35,11 @@ console = Console()
 error_console = Console(stderr=True)
 
 
+def bundled(path: Path) -> str:
+    """How help names a default file that ships with hibachi-lab (not the install's absolute path)."""
+    return f"bundled {path.relative_to(REPO_ROOT).as_posix()}"
+
+
 class _Group(TyperGroup):
     """Turns exceptions into exit codes: one clear line for bad input, a hint for bugs."""
 
@@ -68,7 +73,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Click's plain help: it wraps within the terminal (at 80 columns too), where Rich's option table cut
+    # default paths and gave every flag a <bool> column.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -86,7 +93,8 @@ def main(
     )
 
 
-LogPaths = Annotated[list[Path], typer.Argument(help="Log files (.jsonl, .jsonl.gz, .parquet), folders or globs.")]
+LogPaths = Annotated[list[Path], typer.Argument(help="Log files (.jsonl, .jsonl.gz, .parquet), folders or globs.",
+                                                metavar="LOGS")]
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first bad line instead of quarantining it.")]
 
 
@@ -181,8 +189,10 @@ def synth(
     console.print(f"wrote {turns:,} turns in {conversations:,} conversations to {out}")
 
 
-PricingOption = Annotated[Path, typer.Option(help="Price table and budget settings (YAML).")]
-SimilarityOption = Annotated[Path, typer.Option("--similarity", help="Similarity engine settings (YAML).")]
+PricingOption = Annotated[Path, typer.Option(help="Price table and budget settings (YAML).",
+                                             show_default=bundled(DEFAULT_PRICING))]
+SimilarityOption = Annotated[Path, typer.Option("--similarity", help="Similarity engine settings (YAML).",
+                                                show_default=bundled(DEFAULT_SIMILARITY))]
 
 
 def _engine(config: Path):
@@ -265,6 +275,14 @@ def _print_replay(summary: dict[str, Any]) -> None:
             f"{ab['escalation_miss_delta']:+d}",
             highlight=False,
         )
+        colour = {"adopt B": "green", "keep A": "red"}.get(ab["verdict"]["decision"], "yellow")
+        console.print(f"verdict: [bold {colour}]{ab['verdict']['decision']}[/]")
+        for reason in ab["verdict"]["reasons"]:
+            console.print(f"  - {reason}", highlight=False)
+    shown = summary.get("customer_messages_shown")
+    if shown and shown["with_personal_data"]:
+        console.print(f"[yellow]note:[/] the local report quotes {shown['with_personal_data']:,} customer messages "
+                      "holding personal data (the log is not scrubbed): keep it on this machine", highlight=False)
 
 
 def _similarity_text(similarity: dict[str, Any] | str) -> str:
@@ -307,17 +325,19 @@ def sweep(
         table.add_row(f"{point['value']:g}", f"{point['ensemble_share']:.1%}",
                       f"{point['monthly_projection_usd']:,.2f}{estimated}", str(point["escalation_misses"]))
     console.print(table)
+    for region in summary["flat_regions"]:
+        console.print(f"flat stretch: {region['why']}", highlight=False)
     if summary["cost_estimate_assumption"]:
         console.print(f"costs {summary['cost_estimate_assumption']}", highlight=False)
     if "calibrated" in summary:
-        console.print(f"calibrated policy: {summary['calibrated']['policy_file']} ({param} = {summary['calibrated']['value']})")
+        console.print(f"calibrated policy: {out / 'calibrated_policy.yaml'} ({param} = {summary['calibrated']['value']})")
     console.print(f"report: {out / 'report.html'}")
 
 
 @app.command("similarity-probe")
 def similarity_probe(
-    pairs: Annotated[Path, typer.Argument(help="JSONL of {kind, a, b} pairs (default: the bundled My Hibachi set).")]
-    = SIMILARITY_PROBES,
+    pairs: Annotated[Path, typer.Argument(help="JSONL of {kind, a, b} pairs (default: the bundled My Hibachi set).",
+                                          show_default=False)] = SIMILARITY_PROBES,
     threshold: Annotated[float, typer.Option(help="The threshold to read the scores against.")] = 0.90,
     similarity: SimilarityOption = DEFAULT_SIMILARITY,
 ) -> None:
@@ -417,7 +437,7 @@ def _print_consensus(summary: dict[str, Any]) -> None:
     console.print(table)
 
 
-PiiOption = Annotated[Path, typer.Option("--config", help="PII settings (YAML, see configs/pii.yaml).")]
+PiiOption = Annotated[Path, typer.Option("--config", help="PII settings (YAML).", show_default=bundled(DEFAULT_PII))]
 
 
 @app.command()
@@ -558,8 +578,10 @@ def _score(value: float | None) -> str:
 def build_dataset(
     logs: LogPaths,
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (replaced atomically).")],
-    config: Annotated[Path, typer.Option(help="Dataset settings (YAML).")] = DEFAULT_DATASET,
-    pii_config: Annotated[Path, typer.Option("--pii-config", help="Settings of the leak gate (YAML).")] = DEFAULT_PII,
+    config: Annotated[Path, typer.Option(help="Dataset settings (YAML).", show_default=bundled(DEFAULT_DATASET))] \
+    = DEFAULT_DATASET,
+    pii_config: Annotated[Path, typer.Option("--pii-config", help="Settings of the leak gate (YAML).",
+                                             show_default=bundled(DEFAULT_PII))] = DEFAULT_PII,
     similarity: SimilarityOption = DEFAULT_SIMILARITY,
     pricing: PricingOption = DEFAULT_PRICING,
     strict: Strict = False,
@@ -609,7 +631,8 @@ def plan(
     from hibachi_lab.recipes import load_hardware, load_recipe
 
     tokens, longest = planner.dataset_tokens(dataset)
-    chosen = planner.make_plan(load_recipe(model), load_hardware(hardware), tokens, longest, backend)
+    chosen = planner.make_plan(load_recipe(model), load_hardware(hardware), tokens, longest, backend,
+                               planner.dataset_examples(dataset))
     _print_plan(chosen)
 
 
@@ -620,16 +643,31 @@ def _print_plan(chosen) -> None:
     table.add_row("batch x accumulation", f"{chosen.batch_size} x {chosen.gradient_accumulation}")
     table.add_row("sequence length", str(chosen.sequence_length))
     table.add_row("GPUs", chosen.multi_gpu or "one")
-    table.add_row("weights at 4 / 8 / 16 bit", " / ".join(f"{gb:g} GB" for gb in chosen.weights_gb_at_bits.values()))
+    table.add_row("weights at 4 / 8 / 16 bit", " / ".join(_gb(gb) for gb in chosen.weights_gb_at_bits.values()))
     table.add_row("LoRA parameters", f"{chosen.lora_parameters:,}")
     for part, gb in chosen.memory_gb.items():
-        table.add_row(f"memory: {part}", f"{gb:.2f} GB")
+        table.add_row(f"memory: {part}", _gb(gb))
     assumed = " (assumed: no --dataset)" if chosen.tokens_assumed else ""
     table.add_row("tokens per epoch", f"{chosen.tokens_per_epoch:,}{assumed}")
-    table.add_row("time per epoch", f"~{chosen.hours_per_epoch:.2f} h")
+    table.add_row("steps per epoch", f"{chosen.steps_per_epoch:,}{assumed}")
+    table.add_row("time per step", f"~{chosen.seconds_per_step:.2g} s ({chosen.time_basis})")
+    table.add_row("time per epoch", f"{_duration(chosen.hours_per_epoch)} (an estimate)")
     console.print(table)
     for warning in chosen.warnings:
         console.print(f"[yellow]note:[/] {warning}", highlight=False)
+
+
+def _gb(gb: float) -> str:
+    """Memory in GB with one decimal; a part too small to show as 0.1 says so rather than "0"."""
+    return f"{gb:,.1f} GB" if gb >= 0.05 else "<0.1 GB"
+
+
+def _duration(hours: float) -> str:
+    if hours < 1 / 60:
+        return f"~{max(1, round(hours * 3600))} s"
+    if hours < 1:
+        return f"~{round(hours * 60)} min"
+    return f"~{hours:,.1f} h"
 
 
 @app.command("train")
@@ -642,11 +680,11 @@ def train_command(
     epochs: Annotated[float, typer.Option(help="Epochs when --max-steps is not given.")] = 1.0,
     learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
     save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every this many steps.")] = 50,
-    packing: Annotated[bool, typer.Option(help="Pack examples into full sequences (best with flash attention).")]
+    packing: Annotated[bool, typer.Option("--packing", help="Pack examples into full sequences (best with flash attention).")]
     = False,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT/checkpoints (same model, "
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT/checkpoints (same model, "
                                          "dataset and settings only).")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Discard the checkpoints of an earlier run in OUT and start over.")]
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Discard the checkpoints of an earlier run in OUT and start over.")]
     = False,
     backend: Annotated[str | None, typer.Option(help="Force unsloth or peft (default: unsloth where it runs).")]
     = None,
@@ -679,7 +717,8 @@ def evaluate(
     = None,
     answers: Annotated[Path | None, typer.Option(help="JSONL of {prompt_id, answer} made elsewhere (Kaggle).")]
     = None,
-    config: Annotated[Path, typer.Option(help="The promotion gate (YAML).")] = DEFAULT_PROMOTION,
+    config: Annotated[Path, typer.Option(help="The promotion gate (YAML).", show_default=bundled(DEFAULT_PROMOTION))] \
+    = DEFAULT_PROMOTION,
     similarity: SimilarityOption = DEFAULT_SIMILARITY,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest student answer.")] = 256,
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts generated together.")] = 8,
@@ -732,7 +771,7 @@ TrackingUri = Annotated[
 def promote(
     run: Annotated[str, typer.Option("--run", help="The evaluation run whose student to promote (its id, or the "
                                      "first characters of it that status shows).")],
-    force: Annotated[bool, typer.Option(help="Promote although the gate failed (needs --reason).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Promote although the gate failed (needs --reason).")] = False,
     reason: Annotated[str | None, typer.Option(help="Why the gate is overridden; recorded on the version.")] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -774,7 +813,8 @@ def ollama_export(
     name: Annotated[str | None, typer.Option(help="Create it on the Ollama server under this name.")] = None,
     gguf: Annotated[bool | None, typer.Option(help="Force (or skip) GGUF conversion; default: where Ollama needs it.")]
     = None,
-    config: Annotated[Path, typer.Option(help="Dataset settings: the system prompt.")] = DEFAULT_DATASET,
+    config: Annotated[Path, typer.Option(help="Dataset settings: the system prompt.",
+                                         show_default=bundled(DEFAULT_DATASET))] = DEFAULT_DATASET,
 ) -> None:
     """Merge an adapter into its base, convert for Ollama, write the Modelfile and optionally create the model."""
     from hibachi_lab import ollama
@@ -795,7 +835,8 @@ def ollama_export(
 
 @app.command()
 def demo(
-    logs: Annotated[Path, typer.Option(help="Logged traffic to run on.")] = SAMPLE_TRAFFIC,
+    logs: Annotated[Path, typer.Option(help="Logged traffic to run on.", show_default=bundled(SAMPLE_TRAFFIC))] \
+    = SAMPLE_TRAFFIC,
     out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports/demo"),
 ) -> None:
     """The main job on the bundled sample: replay A/B -> consensus -> scrub -> leak check -> dataset -> smoke student

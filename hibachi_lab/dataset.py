@@ -18,7 +18,6 @@ import math
 import os
 import shutil
 import tempfile
-import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +34,10 @@ from pydantic import Field, model_validator
 from hibachi_lab import ensemble, registry, traffic
 from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import atomic_dir, json_default
+from hibachi_lab.files import atomic_dir, json_default, shareable_path, shareable_paths
 from hibachi_lab.pii import LeakChecker, PiiConfig, describe_leaks
 from hibachi_lab.report import Report
-from hibachi_lab.similarity import STAND_IN_TOKENIZER, SimilarityEngine, resolve_model, stand_in_tokenizer
+from hibachi_lab.similarity import STAND_IN_TOKENIZER, SimilarityEngine, stand_in_tokenizer
 
 log = logging.getLogger(__name__)
 datasets.disable_progress_bars()  # our own reports say what was written
@@ -296,7 +295,9 @@ class TokenCounter:
     def __init__(self, name: str | None):
         from transformers import AutoTokenizer
 
-        self.name = name or f"{resolve_model(STAND_IN_TOKENIZER)} (local stand-in)"
+        # The name goes on the card: a local folder by its shareable path, the stand-in by its model name.
+        self.name = (shareable_path(name) if os.path.isabs(name) else name) if name else \
+            f"{STAND_IN_TOKENIZER} (local stand-in)"
         self.tokenizer = AutoTokenizer.from_pretrained(name) if name else stand_in_tokenizer()
         self.templated = name is not None and bool(getattr(self.tokenizer, "chat_template", None))
 
@@ -416,7 +417,7 @@ def _summary(turns_in: int, dropped: Counter, removed: Counter, splits: dict[str
              config: DatasetConfig, counter: TokenCounter, source: str) -> dict[str, Any]:
     examples = pd.concat(splits.values(), ignore_index=True)
     summary = {
-        "source": source,
+        "source": shareable_paths(source),  # the card and summary go out with the Kaggle bundle
         "turns_in": turns_in,
         "examples_out": len(examples),
         "dropped": {reason: int(dropped.get(reason, 0)) for reason in DROP_REASONS},
@@ -459,6 +460,7 @@ def _write(out: Path, splits: dict[str, pd.DataFrame], summary: dict[str, Any], 
         kaggle.mkdir()
         for name in [*(f"{split}.jsonl" for split in SPLITS), "README.md", "summary.json"]:
             shutil.copyfile(staging / name, kaggle / name)
+        shutil.copytree(staging / "figures", kaggle / "figures")  # the card shows them
         (kaggle / "dataset-metadata.json").write_text(json.dumps({
             "title": "My Hibachi assistant SFT (scrubbed)", "id": config.kaggle_id,
             "licenses": [{"name": "other"}],
@@ -516,9 +518,8 @@ def _track(out: Path, splits: dict[str, pd.DataFrame], summary: dict[str, Any]) 
     import mlflow.data
 
     flat = splits["train"].assign(messages=splits["train"]["messages"].apply(json.dumps))
-    with warnings.catch_warnings():  # MLflow's schema hints are about model inputs, not a logged dataset
-        warnings.simplefilter("ignore", UserWarning)
-        train_input = mlflow.data.from_pandas(flat, source=str((out / "train.jsonl").resolve()), name="train",
+    with registry.quiet_mlflow():  # its schema hint is about model inputs, not a logged dataset
+        train_input = mlflow.data.from_pandas(flat, source=shareable_path(out / "train.jsonl"), name="train",
                                               digest=summary["digest"][:16])
     metrics = {"examples_out": summary["examples_out"], "turns_in": summary["turns_in"],
                **{f"examples_{name}": count for name, count in summary["per_split"].items()},

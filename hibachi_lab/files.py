@@ -1,4 +1,5 @@
-"""Atomic file writes (a reader never sees a half-written output), and numpy values in JSON."""
+"""Atomic file writes (a reader never sees a half-written output), numpy values in JSON, and paths as they may
+be written where others read them."""
 
 from __future__ import annotations
 
@@ -69,3 +70,27 @@ def json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def shareable_path(path: str | os.PathLike) -> str:
+    """A path as anything that can leave this machine may name it (a dataset card, a Kaggle bundle, an MLflow
+    run, a report): relative to the working folder when inside it, else the file's name alone. Never the
+    absolute path, which names the user's home and folders."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def shareable_paths(text: str) -> str:
+    """A description made of paths joined by ", " (what the commands write for several inputs), each made
+    shareable; other text is kept."""
+    return ", ".join(shareable_path(part) if os.path.isabs(part) else part for part in text.split(", "))
+
+
+def cache_dir() -> Path:
+    """hibachi-lab's cache folder: ``HIBACHI_LAB_CACHE``, else ``~/.cache/hibachi-lab``."""
+    return Path(os.environ.get("HIBACHI_LAB_CACHE", Path.home() / ".cache" / "hibachi-lab"))

@@ -2,13 +2,19 @@
 
 Memory (per device) = weights (at the chosen bits) + LoRA parameters with their gradients and
 Adam state (16 bytes each) + activations with gradient checkpointing (one hidden state per layer,
-one layer recomputed, fp32 logits and their gradient) + framework overhead. Time per epoch =
-8 x parameters x tokens (forward, backward, recomputation) at 35% of the profile's TFLOPS.
-These are estimates for choosing settings, not promises; the training run logs what it used.
+one layer recomputed, fp32 logits and their gradient) + framework overhead.
+
+Time per epoch = optimizer steps x seconds per step. A step's seconds are, in this order: what the
+last training run of the same model on the same profile measured (``train`` records it in the
+cache folder); else its compute, 8 x parameters x tokens (forward, backward, recomputation) at 35%
+of the profile's TFLOPS, plus the per-step overhead the profile states (data loading, optimizer,
+Python: what dominates a small model on a CPU). These are estimates for choosing settings, not
+promises; the training run logs what it used.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hibachi_lab.errors import BadInput
+from hibachi_lab.files import cache_dir, write_text_atomic
 from hibachi_lab.recipes import (
     HardwareProfile,
     ModelRecipe,
@@ -30,6 +37,8 @@ GB = 1024**3
 EFFECTIVE_BATCH = 16
 UTILISATION = 0.35
 ASSUMED_TOKENS = 1_000_000
+ASSUMED_TOKENS_PER_EXAMPLE = 250  # without a dataset: a short chat turn with its system prompt
+STEP_TIMES = "step_times.json"
 _OVERHEAD_GB = {"cuda": 1.0, "cpu": 3.0}
 _USABLE = 0.9  # of a device's memory; the rest is fragmentation and the unexpected
 
@@ -51,6 +60,9 @@ class Plan:
     tokens_per_epoch: int
     tokens_assumed: bool
     hours_per_epoch: float
+    steps_per_epoch: int = 0
+    seconds_per_step: float = 0.0
+    time_basis: str = ""
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,17 +103,26 @@ def _precision(hardware: HardwareProfile) -> tuple[str, int]:
 
 
 def make_plan(recipe: ModelRecipe, hardware: HardwareProfile, dataset_tokens: int | None = None,
-              sequence_length: int | None = None, backend: str | None = None) -> Plan:
-    """The highest precision that fits, then the largest batch; raises BadInput naming the nearest feasible pair."""
+              sequence_length: int | None = None, backend: str | None = None, train_examples: int | None = None,
+              measured: bool = True) -> Plan:
+    """The highest precision that fits, then the largest batch; raises BadInput naming the nearest feasible pair.
+
+    ``measured``: use the step time the last training run of this model on this profile recorded.
+    """
     found = _search(recipe, hardware, sequence_length, backend)
     if found is None:
         raise BadInput(_infeasible_message(recipe, hardware, sequence_length))
     bits, batch, sequence, multi_gpu, memory, chosen_backend = found
     precision, _ = _precision(hardware)
     tokens = dataset_tokens or ASSUMED_TOKENS
+    examples = train_examples or max(1, round(tokens / ASSUMED_TOKENS_PER_EXAMPLE))
+    accumulation = max(1, EFFECTIVE_BATCH // batch)
     speedup = hardware.devices if multi_gpu == "ddp" else 1
+    steps = max(1, math.ceil(examples / (batch * accumulation * speedup)))
     flops = 8 * recipe.params * tokens * (1.3 if bits == 4 else 1.0)
-    hours = flops / (hardware.tflops * 1e12 * UTILISATION * speedup) / 3600
+    compute = flops / (hardware.tflops * 1e12 * UTILISATION * speedup) / steps
+    seconds, basis = _step_seconds(recipe, hardware, chosen_backend, batch, accumulation, compute, measured)
+    hours = steps * seconds / 3600
     warnings = []
     if hardware.session_hours and hours > hardware.session_hours:
         warnings.append(f"an epoch (~{hours:.1f} h) outlasts a {hardware.session_hours:g} h session: "
@@ -110,12 +131,56 @@ def make_plan(recipe: ModelRecipe, hardware: HardwareProfile, dataset_tokens: in
         warnings.append("CPU training of a real model is very slow; use it for checks, a GPU for students")
     return Plan(
         model=recipe.name, hardware=hardware.name, backend=chosen_backend, weight_bits=bits, precision=precision,
-        batch_size=batch, gradient_accumulation=max(1, EFFECTIVE_BATCH // batch), sequence_length=sequence,
+        batch_size=batch, gradient_accumulation=accumulation, sequence_length=sequence,
         multi_gpu=multi_gpu, memory_gb=memory,
-        weights_gb_at_bits={b: round(recipe.params * b / 8 / GB, 1) for b in (4, 8, 16)},
+        weights_gb_at_bits={b: round(recipe.params * b / 8 / GB, 3) for b in (4, 8, 16)},
         lora_parameters=recipe.lora_params(), tokens_per_epoch=tokens, tokens_assumed=dataset_tokens is None,
-        hours_per_epoch=round(hours, 2), warnings=warnings,
+        hours_per_epoch=round(hours, 4), steps_per_epoch=steps, seconds_per_step=round(seconds, 4),
+        time_basis=basis, warnings=warnings,
     )
+
+
+def _step_seconds(recipe: ModelRecipe, hardware: HardwareProfile, backend: str, batch: int, accumulation: int,
+                  compute: float, measured: bool) -> tuple[float, str]:
+    """Seconds per optimizer step and where the figure comes from."""
+    found = measured_step(recipe.name, hardware.name, backend, batch, accumulation) if measured else None
+    if found:
+        return found["seconds_per_step"], (f"measured over the last {found['steps']:,} steps trained of "
+                                           f"{recipe.name} on {hardware.name} ({found['date']})")
+    compute_text = (f"compute {compute:.2g} s (8 x parameters x tokens at {UTILISATION:.0%} of "
+                    f"{hardware.tflops:g} TFLOPS)")
+    if hardware.step_overhead_seconds:
+        return compute + hardware.step_overhead_seconds, (
+            f"{compute_text} + overhead {hardware.step_overhead_seconds:g} s stated by the {hardware.name} "
+            "profile; a training run here measures it")
+    return compute, f"{compute_text}; the {hardware.name} profile states no per-step overhead"
+
+
+def _step_key(recipe: str, hardware: str, backend: str, batch: int, accumulation: int) -> str:
+    return f"{recipe}@{hardware} {backend} {batch}x{accumulation}"
+
+
+def measured_step(recipe: str, hardware: str, backend: str, batch: int, accumulation: int) -> dict[str, Any] | None:
+    """What the last training run of this model on this profile (same backend and batch) took per step."""
+    path = cache_dir() / STEP_TIMES
+    try:
+        return json.loads(path.read_text()).get(_step_key(recipe, hardware, backend, batch, accumulation))
+    except (OSError, ValueError):  # none yet, or unreadable: plan from the profile instead
+        return None
+
+
+def record_step_time(plan: Plan, seconds: float, steps: int) -> None:
+    """Keep a training run's seconds per step for the next plan of the same model on the same profile."""
+    if steps <= 0:
+        return
+    path = cache_dir() / STEP_TIMES
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    known[_step_key(plan.model, plan.hardware, plan.backend, plan.batch_size, plan.gradient_accumulation)] = {
+        "seconds_per_step": round(seconds / steps, 4), "steps": steps, "date": datetime.date.today().isoformat()}
+    write_text_atomic(path, json.dumps(known, indent=2, sort_keys=True))
 
 
 def _search(recipe: ModelRecipe, hardware: HardwareProfile, sequence_length: int | None, backend: str | None):
@@ -178,13 +243,21 @@ def dataset_tokens(dataset_dir: str | os.PathLike | None) -> tuple[int | None, i
     return int(summary["tokens"]["total"] * train_share), int(summary["tokens"]["max"])
 
 
+def dataset_examples(dataset_dir: str | os.PathLike | None) -> int | None:
+    """Training examples per epoch in a built dataset; None without one."""
+    if dataset_dir is None:
+        return None
+    dataset_tokens(dataset_dir)  # the same checks
+    return int(json.loads((Path(dataset_dir) / "summary.json").read_text())["per_split"]["train"])
+
+
 def plan_table() -> list[dict[str, str]]:
     """Every recipe x profile: the plan or why not. The README's table is this."""
     rows = []
     for model in recipe_names():
         for hardware in hardware_names():
             try:
-                plan = make_plan(load_recipe(model), load_hardware(hardware))
+                plan = make_plan(load_recipe(model), load_hardware(hardware), measured=False)
                 verdict = plan.summary_line()
             except BadInput as exc:
                 verdict = "does not fit: nearest feasible " + str(exc).split("Nearest feasible: ")[1]

@@ -78,6 +78,9 @@ class HardwareProfile(StrictConfig):
     bf16: bool
     unsloth: bool
     tflops: float = Field(gt=0, description="sustained half-precision TFLOPS per device, for time estimates")
+    step_overhead_seconds: float | None = Field(
+        None, ge=0, description="seconds an optimizer step takes beyond its compute (data loading, optimizer, "
+                                "Python), measured with a smoke model; the time estimate adds it to every step")
     session_hours: float | None = None
 
 

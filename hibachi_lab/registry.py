@@ -7,9 +7,12 @@ Open it with ``mlflow ui --backend-store-uri sqlite:///mlflow.db``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -19,6 +22,27 @@ from hibachi_lab.errors import BadInput
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # MLflow rejects longer parameter values.
 _PARAM_LIMIT = 6000
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow's known warnings, each filtered by its message, category and module; any other still shows.
+
+    - SQLAlchemy 2 deprecates the ``noload`` loader that MLflow's SQL store still configures (MLflow's to fix;
+      nothing a user can change);
+    - the hint that integer columns cannot hold missing values is about model signatures, and MLflow gives it
+      for a logged dataset too (the train split's token counts and turn indices have no missing values);
+    - a local file given as a dataset's source "can be interpreted in multiple ways": MLflow registers its
+      local-file source twice (for "" and "file://") and picks the same class either way.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated",
+                                category=DeprecationWarning, module=r"mlflow\.store\.")
+        warnings.filterwarnings("ignore", message=r"Hint: Inferred schema contains integer column",
+                                category=UserWarning, module=r"mlflow\.types\.")
+        warnings.filterwarnings("ignore", message=r"The specified dataset source can be interpreted in multiple ways",
+                                category=UserWarning, module=r"mlflow\.data\.")
+        yield
 
 
 def tracking_uri(override: str | None = None) -> str:
@@ -59,6 +83,7 @@ def _experiment_id(client: Any, name: str, uri: str) -> str:
     return client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
 
 
+@quiet_mlflow()
 def log_run(
     experiment: str,
     run_name: str,
@@ -107,6 +132,7 @@ def _client(uri: str | None = None) -> Any:
     return MlflowClient(uri or tracking_uri())
 
 
+@quiet_mlflow()
 def register_student(run_id: str, artifact_path: str, tags: dict[str, str], description: str = "") -> str:
     """Register a run's student artifacts as a version of hibachi-student with the alias ``candidate``."""
     from mlflow.exceptions import MlflowException
@@ -122,6 +148,7 @@ def register_student(run_id: str, artifact_path: str, tags: dict[str, str], desc
     return str(version.version)
 
 
+@quiet_mlflow()
 def promote(run_id: str, force: bool = False, reason: str | None = None, uri: str | None = None) -> str:
     """Move ``production`` to the version evaluated in ``run_id`` (or any unique prefix of it, such as the 8
     characters ``status`` shows) if its gate passed, or with a recorded reason. ``uri``: the store (must exist)."""
@@ -155,6 +182,7 @@ def _version_of_run(client: Any, prefix: str) -> Any:
     return max(versions, key=lambda v: int(v.version))
 
 
+@quiet_mlflow()
 def student_status(uri: str | None = None) -> dict[str, Any]:
     """The registry's versions with their gate results and aliases, and the teacher-student pairs collected.
     ``uri``: the store to read (must exist)."""

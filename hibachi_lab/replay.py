@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ import yaml
 from hibachi_lab import ensemble, registry
 from hibachi_lab.cost import Pricing, budget_view, estimate_assumption, routing_costs
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import atomic_path, json_default, write_text_atomic
+from hibachi_lab.files import atomic_path, json_default, shareable_path, shareable_paths, write_text_atomic
 from hibachi_lab.report import Report
 from hibachi_lab.router import TIERS, Policy
 from hibachi_lab.similarity import SimilarityEngine
@@ -85,7 +87,7 @@ def replay_policy(
     turns = len(decisions)
     summary = {
         "policy": policy.name,
-        "policy_file": str(policy_path),
+        "policy_file": shareable_path(policy_path),
         "turns": turns,
         "share_per_tier": {tier: float((decisions["tier"] == tier).mean()) if turns else 0.0 for tier in TIERS},
         "share_per_provider": decisions["provider"].value_counts(normalize=True).sort_index().to_dict(),
@@ -103,7 +105,7 @@ def replay_policy(
         "answer_similarity_to_ensemble": answer_similarity(decisions["provider"], reference),
     } | budget
     name = label or policy.name
-    return PolicyReplay(name, policy, str(policy_path), _sha256(policy_path), decisions, summary)
+    return PolicyReplay(name, policy, shareable_path(policy_path), _sha256(policy_path), decisions, summary)
 
 
 def answer_similarity(providers: pd.Series, reference: pd.DataFrame | str) -> dict[str, Any] | str:
@@ -171,6 +173,7 @@ def compare(a: PolicyReplay, b: PolicyReplay) -> dict[str, Any]:
     return {
         "a": a.label,
         "b": b.label,
+        "turns": len(da),
         "tier_agreement": float((da["tier"] == db["tier"]).mean()),
         "provider_agreement": float((da["provider"] == db["provider"]).mean()),
         "confusion_tiers_a_rows_b_columns": {tier: confusion.loc[tier].astype(int).to_dict() for tier in TIERS},
@@ -183,27 +186,193 @@ def compare(a: PolicyReplay, b: PolicyReplay) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- what B changes, and the verdict
+
+TIER_RANK = {tier: rank for rank, tier in enumerate(TIERS)}
+ADOPT_B, KEEP_A, NEEDS_REVIEW = "adopt B", "keep A", "needs review"
+EXAMPLES_PER_INTENT = 3
+
+
+def intents(table: pa.Table) -> np.ndarray:
+    """Each turn's labelled intent, "unlabelled" where the log has none."""
+    labels = table["labels"]
+    intent = pc.struct_field(labels, "intent") if pa.types.is_struct(labels.type) else pa.nulls(len(labels), pa.string())
+    return pc.fill_null(intent, "unlabelled").to_numpy(zero_copy_only=False)
+
+
+def lost_keywords(a: Policy, b: Policy, query: str) -> list[str]:
+    """The complex and tool keywords that hit under A and not under B (removed, or no longer matching)."""
+    lowered = query.lower()
+    lost: list[str] = []
+    for name in ("complex", "tool"):
+        under_b = set(b.matching(lowered, getattr(b.keywords, name)))
+        lost += [k for k in dict.fromkeys(a.matching(lowered, getattr(a.keywords, name))) if k not in under_b]
+    return lost
+
+
+def word_containing(query: str, keyword: str) -> str | None:
+    """The word of ``query`` a keyword matched inside ("cancelled" for "cancel"), None when it is the whole word."""
+    found = re.search(rf"\w*{re.escape(keyword)}\w*", query.lower())
+    return found.group(0) if found and found.group(0) != keyword else None
+
+
+def tier_drops(table: pa.Table, a: PolicyReplay, b: PolicyReplay) -> pd.DataFrame:
+    """The turns B sends to a cheaper tier than A: the row, intent, both tiers and A's keywords B no longer hits."""
+    rank_a = a.decisions["tier"].map(TIER_RANK).to_numpy()
+    rank_b = b.decisions["tier"].map(TIER_RANK).to_numpy()
+    rows = np.flatnonzero(rank_b < rank_a)
+    queries = table["query"].take(pa.array(rows, pa.int64())).to_pylist()
+    return pd.DataFrame({
+        "row": rows,
+        "intent": intents(table)[rows],
+        "tier_a": a.decisions["tier"].to_numpy()[rows],
+        "tier_b": b.decisions["tier"].to_numpy()[rows],
+        "lost_keywords": [lost_keywords(a.policy, b.policy, query) for query in queries],
+        "query": queries,
+    })
+
+
+def drops_by_intent(table: pa.Table, drops: pd.DataFrame) -> list[dict[str, Any]]:
+    """Tier drops per intent, those out of the complex tier first: counts and the keywords that stopped matching."""
+    per_intent = pd.Series(intents(table)).value_counts()
+    groups = []
+    for intent, frame in drops.groupby("intent", sort=False):
+        keywords = Counter(keyword for lost in frame["lost_keywords"] for keyword in lost)
+        groups.append({
+            "intent": intent,
+            "turns_down": len(frame),
+            "from_complex": int((frame["tier_a"] == "complex").sum()),
+            "turns_of_intent": int(per_intent.get(intent, 0)),
+            "keywords_no_longer_matching": dict(keywords.most_common()),
+            "down_without_a_lost_keyword": int((frame["lost_keywords"].str.len() == 0).sum()),
+        })
+    return sorted(groups, key=lambda g: (-g["from_complex"], -g["turns_down"], g["intent"]))
+
+
+def assess(table: pa.Table, a: PolicyReplay, b: PolicyReplay, ab: dict[str, Any], drops: pd.DataFrame) -> dict[str, Any]:
+    """What B changes that a decision needs (tier moves, escalations, cost), and the verdict with its reasons."""
+    da, db = a.decisions, b.decisions
+    rank_a, rank_b = da["tier"].map(TIER_RANK), db["tier"].map(TIER_RANK)
+    missed_by_b = int((db["escalation_miss"] & ~da["escalation_miss"]).sum())
+    missed_by_a = int((da["escalation_miss"] & ~db["escalation_miss"]).sum())
+    groups = drops_by_intent(table, drops)
+    facts = {
+        "tier_down_turns": len(drops),
+        "tier_down_from_complex_turns": int((drops["tier_a"] == "complex").sum()),
+        "tier_up_turns": int((rank_b > rank_a).sum()),
+        "tier_down_by_intent": groups,
+        "escalations_missed_by_b_only": missed_by_b,
+        "escalations_missed_by_a_only": missed_by_a,
+    }
+    facts["verdict"] = verdict(ab | facts)
+    return facts
+
+
+def verdict(ab: dict[str, Any]) -> dict[str, Any]:
+    """Adopt B, keep A or needs review, and why: escalations first, then turns sent cheaper, then cost."""
+    low, high = ab["cost_delta_95ci_usd"]
+    delta = ab["cost_delta_usd"]
+    cost = (f"B costs {abs(delta):,.2f} USD {'less' if delta < 0 else 'more'} than A on these "
+            f"{ab['turns']:,} turns (B - A, 95% paired-bootstrap interval {low:+,.2f} to {high:+,.2f} USD"
+            f"{delta_estimated_note(ab)})")
+    saves, costs_more = high < 0, low > 0
+    cost += ": a saving" if saves else ": more expensive" if costs_more else ": no clear difference (the interval holds 0)"
+    escalation = (f"escalations (complaints and customers below {ESCALATION_SENTIMENT} sentiment kept from the complex "
+                  f"tier): B misses {ab['escalations_missed_by_b_only']:,} that A catches, A misses "
+                  f"{ab['escalations_missed_by_a_only']:,} that B catches")
+    down, from_complex = ab["tier_down_turns"], ab["tier_down_from_complex_turns"]
+    reasons = []
+    if ab["escalations_missed_by_b_only"]:
+        decision = KEEP_A
+        reasons.append(escalation)
+    elif down:
+        decision = NEEDS_REVIEW
+    elif saves:
+        decision = ADOPT_B
+    elif costs_more and (ab["tier_up_turns"] or ab["escalations_missed_by_a_only"]):
+        decision = NEEDS_REVIEW
+        reasons.append(f"B sends {ab['tier_up_turns']:,} turns to a dearer tier: is that worth the extra cost?")
+    elif ab["escalations_missed_by_a_only"]:
+        decision = ADOPT_B
+    else:
+        decision = KEEP_A
+        reasons.append("B saves nothing measurable and routes no turn to a better tier: no reason to switch")
+    if down:
+        groups = ab["tier_down_by_intent"]
+        named = "; ".join(_drop_group_text(group) for group in groups[:5])
+        more = f"; and {len(groups) - 5} more intents" if len(groups) > 5 else ""
+        reasons.append(f"B sends {down:,} turns to a cheaper tier than A ({from_complex:,} of them out of the complex "
+                       f"tier): {named}{more}")
+        if not ab["escalations_missed_by_b_only"] and from_complex:
+            reasons.append(f"the escalation count does not see these: it covers complaints and upset customers only, "
+                           f"and is unchanged ({ab['escalation_miss_delta']:+d})")
+        reasons.append("to decide, read the examples per intent below: if those turns need their tier, keep A or "
+                       "add to B the word forms its keywords no longer match (each example names them); if a "
+                       "cheaper tier serves them, adopt B")
+    reasons.append(cost)
+    if not ab["escalations_missed_by_b_only"]:
+        reasons.append(escalation)
+    return {"decision": decision, "reasons": reasons}
+
+
+def _drop_group_text(group: dict[str, Any]) -> str:
+    keywords = group["keywords_no_longer_matching"]
+    why = (", ".join(f"'{k}' on {n:,}" for k, n in list(keywords.items())[:4]) + (" turns" if keywords else ""))
+    text = f"{group['intent']} {group['turns_down']:,} of {group['turns_of_intent']:,} turns"
+    if keywords:
+        text += f" (keywords that no longer match: {why})"
+    if group["down_without_a_lost_keyword"]:
+        text += f" ({group['down_without_a_lost_keyword']:,} scored lower without losing a keyword)"
+    return text
+
+
 def consequential_disagreements(
     table: pa.Table, a: PolicyReplay, b: PolicyReplay, limit: int = 20
 ) -> pd.DataFrame:
-    """Turns where A and B route differently, the riskiest (an escalation missed by one) first, then the costliest."""
+    """Turns where A and B route differently, the riskiest first (an escalation missed by one, then a turn taken
+    out of the complex tier, then any other tier drop), then the costliest; ``risk`` says what each one risks."""
     da, db = a.decisions, b.decisions
     differ = (da["provider"] != db["provider"]).to_numpy()
+    rank_a, rank_b = da["tier"].map(TIER_RANK).to_numpy(), db["tier"].map(TIER_RANK).to_numpy()
     frame = pd.DataFrame(
         {
             "conversation_id": table["conversation_id"].to_numpy(zero_copy_only=False),
             "turn_index": table["turn_index"].to_numpy(),
             "query": table["query"].to_numpy(zero_copy_only=False),
+            "intent": intents(table),
             "a": da["tier"] + "/" + da["provider"],
             "b": db["tier"] + "/" + db["provider"],
             "cost_delta_usd": db["cost_usd"].fillna(0) - da["cost_usd"].fillna(0),
             "risk_change": db["escalation_miss"].astype(int) - da["escalation_miss"].astype(int),
+            "tier_change": rank_b - rank_a,
+            "from_complex": rank_a == TIER_RANK["complex"],
         }
     )[differ]
-    frame["risk"] = frame["risk_change"].map({1: f"{b.label} misses an escalation", -1: f"{a.label} misses an escalation", 0: ""})
-    order = frame.assign(abs_risk=frame["risk_change"].abs(), abs_cost=frame["cost_delta_usd"].abs())
-    order = order.sort_values(["abs_risk", "abs_cost", "conversation_id", "turn_index"], ascending=[False, False, True, True])
-    return order.drop(columns=["abs_risk", "abs_cost", "risk_change"]).head(limit)
+    frame["severity"] = np.select(
+        [frame["risk_change"] != 0, (frame["tier_change"] < 0) & frame["from_complex"], frame["tier_change"] < 0],
+        [3, 2, 1], 0)
+    order = frame.assign(abs_cost=frame["cost_delta_usd"].abs())
+    order = order.sort_values(["severity", "abs_cost", "conversation_id", "turn_index"], ascending=[False, False, True, True])
+    top = order.head(limit)
+    top = top.assign(risk=[_risk_text(row, a, b) for row in top.itertuples()])
+    return top.drop(columns=["abs_cost", "risk_change", "tier_change", "from_complex", "severity"])
+
+
+def _risk_text(row: Any, a: PolicyReplay, b: PolicyReplay) -> str:
+    """What routing this turn B's way risks, in words (never empty)."""
+    tier_a, tier_b = row.a.split("/")[0], row.b.split("/")[0]
+    if row.risk_change > 0:
+        return f"B misses an escalation ({row.intent}): {tier_a} -> {tier_b}"
+    if row.risk_change < 0:
+        return f"A misses an escalation ({row.intent}); B sends it to {tier_b}"
+    if row.tier_change < 0:
+        lost = lost_keywords(a.policy, b.policy, row.query)
+        why = (f"{', '.join(repr(k) for k in lost)} no longer match{'es' if len(lost) == 1 else ''}" if lost
+               else "B scores it lower")
+        return f"cheaper tier {tier_a} -> {tier_b} ({row.intent}): {why}"
+    if row.tier_change > 0:
+        return f"dearer tier {tier_a} -> {tier_b} ({row.intent}): costs more, no risk"
+    return f"same tier, other provider ({row.intent}): cost only"
 
 
 # --------------------------------------------------------------------------- the command
@@ -234,20 +403,27 @@ def run_replay(
         replay_policy(arrow, path, pricing, charge_unknown_as, label, env, reference)
         for path, label, env in zip(policy_paths, labels, env_files)
     ]
+    # The summary and report are copied to MLflow: paths in them are relative (or file names).
+    logs_description = shareable_paths(logs_description)
     summary: dict[str, Any] = {"logs": logs_description, "turns": arrow.num_rows, "policies": {r.label: r.summary for r in replays}}
+    shown = None
     if len(replays) == 2:
         summary["ab"] = compare(*replays)
+        drops = tier_drops(arrow, *replays)
+        summary["ab"] |= assess(arrow, *replays, summary["ab"], drops)
+        shown = _Shown(consequential_disagreements(arrow, *replays), _examples(drops))
+        # Customer messages are shown as logged: the leak check says which hold personal data.
+        shown.leaking = _leaking(list(dict.fromkeys([*shown.disagreements["query"], *shown.examples["query"]])))
+        summary["customer_messages_shown"] = shown.counts()
 
     _write_decisions(arrow, replays, out / "decisions.parquet")
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=json_default))
-    disagreements = consequential_disagreements(arrow, *replays) if len(replays) == 2 else None
-    _replay_report(replays, summary, disagreements, shareable=None).write(out)
+    _replay_report(replays, summary, shown, shareable=False).write(out)
     if track:
         with tempfile.TemporaryDirectory() as artifacts:
-            shareable = _passing_leak_check(disagreements["query"]) if disagreements is not None else set()
-            _replay_report(replays, summary, disagreements, shareable).write(artifacts)
+            _replay_report(replays, summary, shown, shareable=True).write(artifacts)
             (Path(artifacts) / "summary.json").write_text((out / "summary.json").read_text())
-            params = {"logs": logs_description, "env_file": str(env_file),
+            params = {"logs": logs_description, "env_file": shareable_path(env_file) if env_file else "None",
                       "pricing_sha256": hashlib.sha256(pricing.model_dump_json().encode()).hexdigest()}
             for replay in replays:
                 params[f"{replay.label}.policy_file"] = replay.path
@@ -269,13 +445,57 @@ def _reference(arrow: pa.Table, engine: SimilarityEngine | None, pricing: Pricin
     return ensemble.similarity_to_consensus(arrow, engine, members)
 
 
-def _passing_leak_check(queries: pd.Series) -> set[str]:
-    """The queries in which the PII leak gate finds nothing: only those may be copied to MLflow."""
+@dataclass
+class _Shown:
+    """The customer messages an A/B report quotes, and those in which the leak check finds personal data."""
+
+    disagreements: pd.DataFrame
+    examples: pd.DataFrame
+    leaking: dict[str, list[str]] | None = None  # message -> the kinds of personal data found
+
+    def counts(self) -> dict[str, Any]:
+        messages = set(self.disagreements["query"]) | set(self.examples["query"])
+        kinds = Counter(kind for found in (self.leaking or {}).values() for kind in found)
+        return {"messages": len(messages), "with_personal_data": len(self.leaking or {}),
+                "personal_data_kinds": dict(kinds.most_common())}
+
+    def text(self, query: str, shareable: bool) -> str:
+        """A message as the report shows it: withheld from the shareable copy when the leak check flags it."""
+        return WITHHELD if shareable and query in (self.leaking or {}) else query
+
+
+def _examples(drops: pd.DataFrame) -> pd.DataFrame:
+    """A few distinct turns per intent that B sends cheaper: out of the complex tier first, and each showing a
+    keyword the ones before it do not."""
+    ordered = drops.assign(out_of_complex=drops["tier_a"] == "complex")
+    ordered = ordered.sort_values(["out_of_complex", "row"], ascending=[False, True], kind="stable")
+    picked = []
+    for _, frame in ordered.groupby("intent", sort=False):
+        frame = frame.drop_duplicates("query")
+        covered: set[str] = set()
+        showing_more = []  # the examples that show a keyword none before them does
+        for index, lost in zip(frame.index, frame["lost_keywords"], strict=True):
+            if not covered.issuperset(lost):
+                showing_more.append(index)
+                covered.update(lost)
+        chosen = list(dict.fromkeys([*showing_more, *frame.index]))[:EXAMPLES_PER_INTENT]
+        picked.append(frame.loc[frame.index.isin(chosen)])
+    return pd.concat(picked)[list(drops.columns)] if picked else drops.iloc[:0]
+
+
+def _leaking(queries: list[str]) -> dict[str, list[str]]:
+    """The queries in which the PII leak gate finds something, with what it found: they stay out of MLflow."""
+    if not queries:
+        return {}
     from hibachi_lab.pii import LeakChecker
 
     report = LeakChecker().check((str(i), "query", query, []) for i, query in enumerate(queries))
-    leaking = {int(leak["record"]) for leak in report.leaks}
-    return {query for i, query in enumerate(queries) if i not in leaking}
+    found: dict[str, list[str]] = {}
+    for leak in report.leaks:
+        kinds = found.setdefault(queries[int(leak["record"])], [])
+        if leak["entity_type"] not in kinds:
+            kinds.append(leak["entity_type"])
+    return found
 
 
 def _labels(policy_paths: list[str | os.PathLike]) -> list[str]:
@@ -316,12 +536,22 @@ def _replay_metrics(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def _replay_report(
-    replays: list[PolicyReplay], summary: dict[str, Any], disagreements: pd.DataFrame | None,
-    shareable: set[str] | None,
+    replays: list[PolicyReplay], summary: dict[str, Any], shown: _Shown | None, shareable: bool,
 ) -> Report:
-    """The report; ``shareable`` limits customer text to those queries (None: the local report, all of it)."""
+    """The report; a ``shareable`` one (the MLflow copy) withholds the customer messages the leak check flags."""
     title = "Router replay: " + " vs ".join(r.label for r in replays)
     report = Report(title)
+    if shown is not None and not shareable and shown.leaking:
+        counts = shown.counts()
+        kinds = ", ".join(kind.lower().replace("_", " ") for kind in counts["personal_data_kinds"])
+        report.banner(f"Unscrubbed customer text: this report quotes {counts['messages']:,} customer messages as "
+                      f"logged, and the leak check finds personal data ({kinds}) in {counts['with_personal_data']:,} "
+                      "of them. Keep it on this machine; the copy recorded in MLflow withholds those messages. "
+                      "Replay a scrubbed log (hibachi-lab scrub) to share it.")
+    if "ab" in summary:
+        ab = summary["ab"]
+        report.heading(f"Verdict: {ab['verdict']['decision']} ({ab['a']} is A, {ab['b']} is B)")
+        report.bullets(ab["verdict"]["reasons"])
     report.paragraph(f"{summary['turns']:,} logged turns from {summary['logs'] or 'the given logs'}.")
     report.heading("Policies")
     header = ["", *[r.label for r in replays]]
@@ -369,16 +599,48 @@ def _replay_report(
             f"escalation misses change by {ab['escalation_miss_delta']:+d}."
         )
         report.figure(_heatmap(ab), "confusion", f"Tiers: {ab['a']} (rows) vs {ab['b']} (columns)")
-        report.heading("The 20 most consequential disagreements")
+        if ab["tier_down_by_intent"]:
+            report.heading("Turns B sends to a cheaper tier, by intent")
+            report.paragraph("Keywords that no longer match: complex or tool keywords that hit under A and not "
+                             "under B (taken out of a list, or matched differently). Examples come from the "
+                             "complex tier first.")
+            examples = shown.examples
+            report.table(
+                ["intent", "turns down (of the intent's)", "from complex", "keywords that no longer match",
+                 "examples"],
+                [[group["intent"], f"{group['turns_down']:,} of {group['turns_of_intent']:,}", group["from_complex"],
+                  _keywords_cell(group),
+                  " | ".join(_example_text(row, shown, shareable)
+                             for row in examples[examples["intent"] == group["intent"]].itertuples())]
+                 for group in ab["tier_down_by_intent"]],
+            )
+        report.heading(f"The {len(shown.disagreements)} most consequential disagreements")
         report.table(
             ["conversation", "turn", "query", f"A: {ab['a']}", f"B: {ab['b']}", "cost B - A (USD)", "risk"],
             [
-                [row.conversation_id, row.turn_index, row.query if shareable is None or row.query in shareable else WITHHELD, row.a, row.b,
+                [row.conversation_id, row.turn_index, shown.text(row.query, shareable), row.a, row.b,
                  row.cost_delta_usd, row.risk]
-                for row in disagreements.itertuples()
+                for row in shown.disagreements.itertuples()
             ],
         )
     return report
+
+
+def _keywords_cell(group: dict[str, Any]) -> str:
+    parts = [f"'{keyword}' ({count:,})" for keyword, count in group["keywords_no_longer_matching"].items()]
+    if group["down_without_a_lost_keyword"]:
+        parts.append(f"none: scored lower under B ({group['down_without_a_lost_keyword']:,})")
+    return ", ".join(parts)
+
+
+def _example_text(row: Any, shown: _Shown, shareable: bool) -> str:
+    """An example query, its tiers and, for each keyword it lost, the word the keyword had matched inside."""
+    text = shown.text(row.query, shareable)
+    lost = []
+    for keyword in row.lost_keywords:
+        word = word_containing(row.query, keyword) if text != WITHHELD else None
+        lost.append(f"'{keyword}'" + (f" in '{word}'" if word else ""))
+    return f"\"{text}\" ({row.tier_a} -> {row.tier_b}{'; lost ' + ', '.join(lost) if lost else ''})"
 
 
 def estimated_flag(summary: dict[str, Any]) -> str:
@@ -506,9 +768,12 @@ def run_sweep(
     at_risk = escalation_risk(arrow)
     reference = _reference(arrow, engine, pricing)
     points = []
+    routings = []
     for value in values:
         policy = with_parameter(base, parameter, value)
         decisions = policy.classify_table(arrow).to_pandas()
+        routings.append(hashlib.sha256(decisions["tier"].to_numpy().astype(str).tobytes()
+                                       + decisions["provider"].to_numpy().astype(str).tobytes()).hexdigest())
         costs = routing_costs(arrow, decisions["provider"].to_numpy(), pricing)
         estimated = int(costs["cost_estimated"].sum())
         budget = budget_view(arrow, costs["cost_usd"], pricing, estimated)
@@ -533,6 +798,7 @@ def run_sweep(
                                           "that reach the complex tier"
                                           + (f"; answer similarity {reference}" if isinstance(reference, str) else ""),
                                "points": points,
+                               "flat_regions": flat_regions(arrow, base, parameter, points, routings, at_risk),
                                "cost_estimate_assumption": estimate_assumption(arrow, pricing)
                                if any(point["cost_estimated_turns"] for point in points) else None}
     chosen = _calibrate(points, target_monthly_usd, target_ensemble_share)
@@ -543,15 +809,73 @@ def run_sweep(
             "description": f"{base.name} with {parameter} = {chosen['value']} (calibrated by hibachi-lab sweep)",
         })
         path = write_text_atomic(out / "calibrated_policy.yaml", yaml.safe_dump(calibrated.model_dump(), sort_keys=False))
-        summary["calibrated"] = {"value": chosen["value"], "policy_file": str(path), "point": chosen}
+        summary["calibrated"] = {"value": chosen["value"], "policy_file": shareable_path(path), "point": chosen}
     write_text_atomic(out / "sweep.json", json.dumps(summary, indent=2, default=json_default))
     report = _sweep_report(summary)
     report.write(out)
     if track:
-        registry.log_run("router-sweep", f"{base.name}:{parameter}", {"policy_file": str(policy_path),
+        registry.log_run("router-sweep", f"{base.name}:{parameter}", {"policy_file": shareable_path(policy_path),
                          "policy_sha256": _sha256(policy_path), "parameter": parameter, "values": values},
                          {}, out)
     return summary
+
+
+def flat_regions(arrow: pa.Table, base: Policy, parameter: str, points: list[dict], routings: list[str],
+                 at_risk: np.ndarray) -> list[dict[str, Any]]:
+    """Runs of swept values where the curve does not move, each with why in words.
+
+    Two kinds: values that route every turn the same way (their points coincide), and values that move
+    turns between tiers but no at-risk turn (the quality stays put while the cost moves).
+    """
+    regions = []
+    for start, stop in _runs(routings):
+        regions.append({"from": points[start]["value"], "to": points[stop]["value"], "kind": "same routing",
+                        "why": _same_routing_why(arrow, base, parameter, points[start]["value"], points[stop]["value"])})
+    coverage = [point["escalation_coverage"] for point in points]
+    for start, stop in _runs(coverage):
+        if routings[start] == routings[stop]:
+            continue  # said above
+        regions.append({
+            "from": points[start]["value"], "to": points[stop]["value"], "kind": "same quality",
+            "why": f"escalation coverage stays at {coverage[start]:.1%} for {parameter} from {points[start]['value']:g} "
+                   f"to {points[stop]['value']:g}: these values move turns between tiers, but none of the "
+                   f"{int(at_risk.sum()):,} at-risk turns (complaints and customers below {ESCALATION_SENTIMENT} "
+                   "sentiment) across the complex tier's edge, so only the cost changes"})
+    return sorted(regions, key=lambda region: region["from"])
+
+
+def _runs(values: list) -> list[tuple[int, int]]:
+    """(first, last) index of each run of two or more equal consecutive values."""
+    runs, start = [], 0
+    for index in range(1, len(values) + 1):
+        if index == len(values) or values[index] != values[start]:
+            if index - 1 > start:
+                runs.append((start, index - 1))
+            start = index
+    return runs
+
+
+def _same_routing_why(arrow: pa.Table, base: Policy, parameter: str, low: float, high: float) -> str:
+    said = f"{parameter} from {low:g} to {high:g} routes every turn the same way"
+    if parameter not in ("complex_threshold", "medium_threshold"):
+        return f"{said}: no turn's score or override crosses a tier's edge within that range"
+    # A threshold matters only for turns the overrides leave to the score; their scores do not depend on it.
+    decisions = base.classify_table(arrow).to_pandas()
+    sentiment = pc.fill_null(arrow["customer_sentiment"], base.default_sentiment).to_numpy(zero_copy_only=False)
+    overrides = base.overrides
+    escalated = np.zeros(len(decisions), dtype=bool)
+    if overrides.escalate_complex_hits is not None:
+        escalated |= decisions["complex_hits"].to_numpy() >= overrides.escalate_complex_hits
+    if overrides.escalate_sentiment_below is not None:
+        escalated |= sentiment < overrides.escalate_sentiment_below
+    tool = (decisions["tool_hits"].to_numpy() > 0) & ~escalated if overrides.tool_hits_to_medium else np.zeros_like(escalated)
+    scores = decisions["score"].to_numpy()[~escalated & ~tool]
+    below, above = scores[scores < low], scores[scores >= high]
+    nearest = (f"the nearest are {below.max():.3f} below" if len(below) else "none lies below") + (
+        f" and {above.min():.3f} above" if len(above) else ", none above")
+    return (f"{said}: of the {len(scores):,} turns the overrides leave to the score, none scores from {low:g} up to "
+            f"{high:g} ({nearest}); the {int(escalated.sum()):,} turns the overrides escalate (complex hits, low "
+            f"sentiment) and the {int(tool.sum()):,} tool turns do not depend on the threshold")
 
 
 def _calibrate(points: list[dict], monthly_usd: float | None, ensemble_share: float | None) -> dict | None:
@@ -569,18 +893,56 @@ def _calibrate(points: list[dict], monthly_usd: float | None, ensemble_share: fl
     return None
 
 
+def point_labels(xs: list[float], ys: list[float], values: list[float]) -> list[tuple[float, float, str]]:
+    """One label per distinct point: consecutive swept values on the same point share one ("0.4-0.9")."""
+    labels: list[tuple[float, float, str]] = []
+    start = 0
+    for index in range(1, len(values) + 1):
+        if index == len(values) or (xs[index], ys[index]) != (xs[start], ys[start]):
+            text = f"{values[start]:g}" if index - 1 == start else f"{values[start]:g}\u2013{values[index - 1]:g}"
+            labels.append((xs[start], ys[start], text))
+            start = index
+    return labels
+
+
+# Where a label may go around its point (points): right-above first, then below, left, further out.
+_LABEL_OFFSETS = [(4, 4, "left"), (4, -11, "left"), (-4, 4, "right"), (-4, -11, "right"), (4, 14, "left"),
+                  (4, -21, "left"), (-4, 14, "right"), (-4, -21, "right")]
+
+
+def label_points(axis: plt.Axes, labels: list[tuple[float, float, str]]) -> list[Any]:
+    """Annotate points so that no two labels overlap: each takes the first free place around its point, and a
+    label with no free place is left out (the table below the figure lists every value)."""
+    figure = axis.figure
+    figure.canvas.draw()  # final limits, so label boxes are where they will be drawn
+    renderer = figure.canvas.get_renderer()
+    placed, boxes = [], []
+    for x, y, text in labels:
+        for dx, dy, align in _LABEL_OFFSETS:
+            label = axis.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7, ha=align)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in boxes):
+                placed.append(label)
+                boxes.append(box)
+                break
+            label.remove()
+    return placed
+
+
 def _sweep_report(summary: dict[str, Any]) -> Report:
     points = pd.DataFrame(summary["points"])
     report = Report(f"Sweep of {summary['parameter']} on {summary['policy']}")
     report.paragraph(f"Quality here is {summary['quality']}. Production value: {summary['production_value']}.")
     if summary["cost_estimate_assumption"]:
         report.paragraph(f"Costs in cost_estimated_turns are {summary['cost_estimate_assumption']}.")
+    for region in summary["flat_regions"]:
+        report.paragraph(f"Flat stretch: {region['why']}.")
     for x, label, name in (("ensemble_share", "share of turns sent to the ensemble", "cost_quality_share"),
                            ("monthly_projection_usd", "projected monthly cost (USD)", "cost_quality_dollars")):
         fig, axis = plt.subplots(figsize=(6, 3.6))
         axis.plot(points[x], points["escalation_coverage"], marker="o")
-        for row in points.itertuples():
-            axis.annotate(f"{row.value:g}", (getattr(row, x), row.escalation_coverage), fontsize=7)
+        label_points(axis, point_labels(points[x].tolist(), points["escalation_coverage"].tolist(),
+                                        points["value"].tolist()))
         production = points[np.isclose(points["value"], summary["production_value"])]
         if len(production):
             axis.scatter(production[x], production["escalation_coverage"], s=120, facecolors="none", edgecolors="red",

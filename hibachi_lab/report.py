@@ -37,6 +37,13 @@ class Report:
     def paragraph(self, text: str) -> None:
         self.blocks.append(("paragraph", text))
 
+    def banner(self, text: str) -> None:
+        """A warning set apart from the text around it (a quote in Markdown, a framed box in HTML)."""
+        self.blocks.append(("banner", text))
+
+    def bullets(self, items: list[str]) -> None:
+        self.blocks.append(("bullets", list(items)))
+
     def table(self, header: list[str], rows: list[list[object]]) -> None:
         self.blocks.append(("table", (header, rows)))
 
@@ -65,6 +72,10 @@ class Report:
                 lines += [f"## {content}", ""]
             elif kind == "paragraph":
                 lines += [str(content), ""]
+            elif kind == "banner":
+                lines += [f"> **{content}**", ""]
+            elif kind == "bullets":
+                lines += [f"- {item}" for item in content] + [""]
             elif kind == "table":
                 header, rows = content
                 lines.append("| " + " | ".join(header) + " |")
@@ -88,6 +99,10 @@ class Report:
                 parts.append(f"<h2>{html.escape(str(content))}</h2>")
             elif kind == "paragraph":
                 parts.append(f"<p>{html.escape(str(content))}</p>")
+            elif kind == "banner":
+                parts.append(f"<p class='banner'><strong>{html.escape(str(content))}</strong></p>")
+            elif kind == "bullets":
+                parts.append("<ul>" + "".join(f"<li>{html.escape(str(item))}</li>" for item in content) + "</ul>")
             elif kind == "table":
                 header, rows = content
                 parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
@@ -108,7 +123,8 @@ _STYLE = (
     "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;"
     "text-align:left;vertical-align:top}th{background:#f3f3f3}figure{margin:1.5em 0}img{max-width:100%}"
-    "figcaption{color:#555;font-size:0.9em}</style></head><body>"
+    "figcaption{color:#555;font-size:0.9em}.banner{border:2px solid #c62828;background:#fdecea;padding:0.6em 1em}"
+    "</style></head><body>"
 )
 
 

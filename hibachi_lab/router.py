@@ -121,9 +121,13 @@ class Policy(StrictConfig):
         return rf"\b{re.escape(keyword)}\b"
 
     def count_hits(self, query_lower: str, keywords: list[str]) -> int:
+        return len(self.matching(query_lower, keywords))
+
+    def matching(self, query_lower: str, keywords: list[str]) -> list[str]:
+        """The keywords that count as hits in a lower-cased query (a keyword listed twice, twice)."""
         if self.match == "substring":
-            return sum(1 for keyword in keywords if keyword in query_lower)
-        return sum(1 for keyword in keywords if re.search(self._boundary_pattern(keyword), query_lower, re.ASCII))
+            return [keyword for keyword in keywords if keyword in query_lower]
+        return [keyword for keyword in keywords if re.search(self._boundary_pattern(keyword), query_lower, re.ASCII)]
 
     def classify(self, query: str, history: list | None = None, sentiment: float | None = None) -> Decision:
         """Route one message the way production does (the order of operations matters for exactness)."""

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import atomic_path
+from hibachi_lab.files import atomic_path, cache_dir
 from hibachi_lab.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -458,7 +458,7 @@ _BATCH_ROWS = 5_000
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("HIBACHI_LAB_CACHE", Path.home() / ".cache" / "hibachi-lab"))
+    return cache_dir()
 
 
 def _fingerprint(kind: str, files: list[Path], strict: bool) -> str:

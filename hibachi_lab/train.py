@@ -8,6 +8,7 @@ run (params, loss curve, tokens/s, peak memory, dataset digest, the adapter).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from typing import Any
 from hibachi_lab import registry
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import write_text_atomic
-from hibachi_lab.plan import Plan, dataset_tokens, make_plan
+from hibachi_lab.plan import Plan, dataset_examples, dataset_tokens, make_plan, record_step_time
 from hibachi_lab.recipes import HardwareProfile, ModelRecipe
 from hibachi_lab.smoke import tiny_model, tiny_tokenizer
 
@@ -121,7 +124,13 @@ def load_model(recipe: ModelRecipe, plan: Plan, out: Path, texts: list[str], res
             return AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
         tokenizer = tiny_tokenizer(texts)
         model = tiny_model(recipe.family, tokenizer)
-        model.save_pretrained(base)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a bar for writing one small shard is noise
+        try:
+            model.save_pretrained(base)
+        finally:
+            hf_logging.enable_progress_bar()
         tokenizer.save_pretrained(base)
         return model, tokenizer
     if plan.backend == "unsloth":
@@ -171,6 +180,9 @@ def _load_unsloth(recipe: ModelRecipe, plan: Plan) -> tuple[Any, Any]:
 def sft_config(plan: Plan, settings: TrainSettings, out: Path, hardware: HardwareProfile) -> Any:
     from trl import SFTConfig
 
+    # transformers 5 renamed gradient checkpointing to activation checkpointing (the old name warns).
+    renamed = "activation_checkpointing" in SFTConfig.__dataclass_fields__
+    checkpointing = {"activation_checkpointing" if renamed else "gradient_checkpointing": hardware.device == "cuda"}
     return SFTConfig(
         output_dir=str(out / "checkpoints"), max_steps=settings.max_steps or -1, num_train_epochs=settings.epochs,
         per_device_train_batch_size=plan.batch_size, gradient_accumulation_steps=plan.gradient_accumulation,
@@ -178,9 +190,58 @@ def sft_config(plan: Plan, settings: TrainSettings, out: Path, hardware: Hardwar
         save_strategy="steps", save_steps=settings.save_steps, save_total_limit=2,
         bf16=plan.precision == "bf16", fp16=plan.precision == "fp16", use_cpu=hardware.device == "cpu",
         assistant_only_loss=True, max_length=plan.sequence_length, packing=settings.packing,
-        packing_strategy="bfd", gradient_checkpointing=hardware.device == "cuda", report_to=[], seed=settings.seed,
-        dataset_num_proc=None, eval_strategy="no", optim="adamw_torch",
+        packing_strategy="bfd", report_to=[], seed=settings.seed, dataset_num_proc=None, eval_strategy="no",
+        optim="adamw_torch", **checkpointing,
     )
+
+
+@contextlib.contextmanager
+def quiet_known_warnings() -> Iterator[None]:
+    """Warnings of the training libraries about their own code, each filtered by message, category and module.
+
+    TRL and PEFT still read ``model.is_gradient_checkpointing``, which transformers 5 deprecates in favour of
+    ``is_activation_checkpointing``: a FutureWarning per trainer built, nothing this project calls.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning,
+                                module=r"transformers\.")
+        yield
+
+
+def training_progress() -> Any:
+    """A trainer callback that shows the steps and the last loss in a progress bar (transformers' own bar
+    prints every logged step as a raw ``{'loss': ...}`` line across it)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from transformers import TrainerCallback
+
+    class TrainingProgress(TrainerCallback):
+        def __init__(self) -> None:
+            self.progress: Progress | None = None
+            self.task: Any = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("training", total=state.max_steps, completed=state.global_step,
+                                               loss="")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.progress.update(self.task, completed=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.progress is not None and logs and "loss" in logs:
+                self.progress.update(self.task, loss=f"loss {logs['loss']:.4f}")
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.progress.stop()
+                self.progress = None
+
+    return TrainingProgress()
 
 
 @dataclass
@@ -202,7 +263,7 @@ def prepare(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | o
     from trl import SFTTrainer
 
     tokens, longest = dataset_tokens(dataset_dir)
-    plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
+    plan = make_plan(recipe, hardware, tokens, longest, settings.backend, dataset_examples(dataset_dir))
     if hardware.device == "cuda":
         _require_cuda(hardware)
     train_split, eval_split, summary = load_splits(dataset_dir)
@@ -214,9 +275,15 @@ def prepare(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | o
     peft_config = None if plan.backend == "unsloth" else LoraConfig(
         r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
         target_modules=recipe.lora.target_modules, task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=sft_config(plan, settings, out, hardware), train_dataset=train_split,
-                         eval_dataset=eval_split if len(eval_split) else None, processing_class=tokenizer,
-                         peft_config=peft_config)
+    with quiet_known_warnings():
+        trainer = SFTTrainer(model=model, args=sft_config(plan, settings, out, hardware), train_dataset=train_split,
+                             eval_dataset=eval_split if len(eval_split) else None, processing_class=tokenizer,
+                             peft_config=peft_config)
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for printing in (ProgressCallback, PrinterCallback):  # the loss goes to our progress bar instead
+        trainer.remove_callback(printing)
+    trainer.add_callback(training_progress())
     return Prepared(trainer, tokenizer, plan, summary, len(eval_split), resume_from)
 
 
@@ -231,17 +298,20 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
     prepared = prepare(recipe, hardware, dataset_dir, out, settings)
     trainer, resume_from = prepared.trainer, prepared.resume_from
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    with quiet_known_warnings():
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
+    resumed_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
+    record_step_time(prepared.plan, seconds, trainer.state.global_step - resumed_step)  # for the next plan
     trainer.save_model(str(out / "adapter"))
     prepared.tokenizer.save_pretrained(str(out / "adapter"))
     losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
-    resumed_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
     result = TrainResult(
         out=out, plan=prepared.plan, global_step=trainer.state.global_step, resumed_from_step=resumed_step,
         losses=losses, tokens_per_second=_trained_tokens(trainer) / seconds if seconds else 0.0,
         peak_memory_gb=_peak_memory_gb(), mlflow_run_id=None)
-    eval_loss = trainer.evaluate()["eval_loss"] if prepared.eval_examples else None
+    with quiet_known_warnings():
+        eval_loss = trainer.evaluate()["eval_loss"] if prepared.eval_examples else None
     _write_card(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)
     if track:
         result.mlflow_run_id = _track(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)

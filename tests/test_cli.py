@@ -23,9 +23,25 @@ def test_help_lists_every_subcommand_with_a_line_each():
     result = run("--help")
     assert result.exit_code == 0
     names = [cmd.name or cmd.callback.__name__.replace("_", "-") for cmd in app.registered_commands]
+    lines = result.output.splitlines()
     for name in names:
-        assert f"│ {name} " in result.output
+        assert any(line.startswith(f"  {name} ") for line in lines), name
     assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("command", [[], *[[cmd.name or cmd.callback.__name__.replace("_", "-")]
+                                           for cmd in app.registered_commands]])
+def test_help_reads_well_at_80_columns(command):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
+    assert "<bool>" not in result.output and "…" not in result.output
+    assert str(REPO_ROOT) not in result.output  # bundled defaults by their place in hibachi-lab, not this install's
+    for flag in ("--no-packing", "--no-resume", "--no-overwrite", "--no-force"):
+        assert flag not in result.output
+    if command == ["replay"]:
+        assert "[default: (bundled configs/pricing.yaml)]" in " ".join(result.output.split())
 
 
 def test_validate_a_clean_log_exits_0(small_log):

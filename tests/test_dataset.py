@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import datasets
 import pytest
@@ -133,3 +134,16 @@ def test_dataset_config_errors_name_the_key(tmp_path):
     config.write_text("split: {train: 0.7, eval: 0.1, gate: 0.1}\n")
     with pytest.raises(BadInput, match="split: Value error, train \\+ eval \\+ gate must be 1"):
         dataset.DatasetConfig.from_yaml(config)
+
+
+def test_the_card_and_the_kaggle_bundle_name_no_absolute_path(built, scrubbed):
+    out, result = built  # built from an absolute path outside the working folder
+    absolute = re.compile(r"(?:^|[\s\"'(`=])/(?!/)[\w.-]+/")
+    assert result.summary["source"] == scrubbed.name
+    shared = [out / "README.md", out / "summary.json", *sorted((out / "kaggle").iterdir())]
+    for path in shared:
+        if path.suffix in (".md", ".json", ".jsonl"):
+            text = path.read_text(encoding="utf-8")
+            assert not absolute.search(text) and str(scrubbed.parent) not in text, path.name
+    assert f"Built from {scrubbed.name}:" in (out / "kaggle" / "README.md").read_text()
+    assert (out / "kaggle" / "figures" / "token_lengths.png").exists()  # the card shows it

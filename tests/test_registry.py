@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import defaultdict
 
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from hibachi_lab import registry
+from hibachi_lab import REPO_ROOT, registry
 from hibachi_lab.cli import app
 
 runner = CliRunner()
@@ -69,3 +72,28 @@ def test_status_and_promote_from_another_folder_refuse_to_create_an_empty_store(
     assert status.exit_code == 0, status.output
     assert f"registry: {store}" in status.output and f"production: version 1 (run {promoted_run})" in status.output
     assert list(elsewhere.iterdir()) == []
+
+
+def test_recording_a_run_with_a_dataset_input_shows_no_known_mlflow_warning(tmp_path):
+    # In a fresh process: SQLAlchemy's deprecation fires once per process, on the first store opened.
+    script = """
+import warnings
+warnings.simplefilter("always")
+import mlflow.data
+import pandas as pd
+from hibachi_lab import registry
+frame = pd.DataFrame({"turn_index": [0, 1], "tokens": [12, 40], "prompt": ["a", "b"]})
+with registry.quiet_mlflow():  # as dataset.py makes it
+    data = mlflow.data.from_pandas(frame, source="train.jsonl", name="train", digest="0123456789abcdef")
+registry.log_run("datasets", "test", {"source": "train.jsonl"}, {"examples": 2}, inputs=[(data, "training")])
+print(registry.student_status()["pairs"])
+"""
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PYTHONWARNINGS": "always",
+                        "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Inferred schema contains integer column" not in done.stderr
+    assert "noload" not in done.stderr
+    assert "can be interpreted in multiple ways" not in done.stderr
+    assert "Warning" not in done.stderr, done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,61 @@ def test_resume_refuses_checkpoints_of_another_model_dataset_or_settings(memoris
             train.train(load_recipe(recipe), CPU, dataset, out, settings, track=False)
         assert difference in str(refused.value)
     assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]
+
+
+def test_training_shows_its_loss_in_the_progress_bar_and_no_known_library_warning(memorisation_set, tmp_path, capfd):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train.train(load_recipe("qwen3-tiny"), CPU, memorisation_set, tmp_path / "run",
+                             train.TrainSettings(max_steps=3, save_steps=100), track=False)
+    assert result.global_step == 3 and len(result.losses) == 3
+    printed = "".join(capfd.readouterr())
+    assert "{'loss'" not in printed and "'train_runtime'" not in printed  # no raw log dicts
+    assert not [str(w.message) for w in caught if "checkpointing" in str(w.message)]
+
+
+def test_the_trainer_reports_through_one_progress_bar(memorisation_set, tmp_path):
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    prepared = train.prepare(load_recipe("qwen3-tiny"), CPU, memorisation_set, tmp_path / "run",
+                             train.TrainSettings(max_steps=1))
+    kinds = [type(callback).__name__ for callback in prepared.trainer.callback_handler.callbacks]
+    assert "TrainingProgress" in kinds
+    assert ProgressCallback.__name__ not in kinds and PrinterCallback.__name__ not in kinds
+
+
+def test_a_cpu_plan_of_the_smoke_model_gives_real_memory_and_time(memorisation_set):
+    import json
+    import math
+
+    summary = json.loads((memorisation_set / "summary.json").read_text())
+    result = runner.invoke(app, ["plan", "--model", "qwen3-tiny", "--hardware", "laptop-cpu", "--dataset",
+                                 str(memorisation_set)], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert " 0 GB" not in text and "0.00 GB" not in text and "~0.00 h" not in text
+    assert "<0.1 GB / <0.1 GB / <0.1 GB" in text and re.search(r"memory: total │ \d+\.\d GB", text)
+    assert re.search(r"time per epoch │ ~\d+ (s|min) \(an estimate\)", text)
+    assert "stated by the laptop-cpu profile" in text
+
+    chosen = plan.make_plan(load_recipe("qwen3-tiny"), CPU, *plan.dataset_tokens(memorisation_set),
+                            train_examples=plan.dataset_examples(memorisation_set))
+    steps = math.ceil(summary["per_split"]["train"] / (chosen.batch_size * chosen.gradient_accumulation))
+    assert chosen.steps_per_epoch == steps
+    assert chosen.seconds_per_step > CPU.step_overhead_seconds
+    assert chosen.hours_per_epoch == pytest.approx(steps * chosen.seconds_per_step / 3600, abs=1e-4)
+
+
+def test_the_plan_takes_the_step_time_a_training_run_measured(memorisation_set, tmp_path):
+    recipe = load_recipe("qwen3-tiny")
+    before = plan.make_plan(recipe, CPU)
+    assert "stated by the laptop-cpu profile" in before.time_basis
+    train.train(recipe, CPU, memorisation_set, tmp_path / "run", train.TrainSettings(max_steps=2, save_steps=100),
+                track=False)
+    after = plan.make_plan(recipe, CPU)
+    assert after.time_basis.startswith("measured over the last 2 steps trained of qwen3-tiny on laptop-cpu")
+    assert after.seconds_per_step > 0 and after.hours_per_epoch == pytest.approx(
+        after.steps_per_epoch * after.seconds_per_step / 3600, abs=1e-4)
+    assert "measured" not in plan.make_plan(recipe, CPU, measured=False).time_basis
