@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -11,6 +12,7 @@ from hibachi_lab import registry
 from hibachi_lab.cli import app
 
 runner = CliRunner()
+pytestmark = pytest.mark.slow  # every test here creates and reads an MLflow store
 
 
 def evaluated_run(gate_result: str = "pass") -> str:

@@ -36,6 +36,7 @@ def memorisation_set(built, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe_name", ["qwen3-tiny", "phi3-tiny", "qwen2-tiny"])
 def test_each_smoke_architecture_trains_its_family_targets_and_the_loss_goes_down(recipe_name, memorisation_set,
                                                                                    tmp_path):
@@ -157,6 +158,7 @@ def test_resume_without_a_checkpoint_is_bad_input(memorisation_set, tmp_path):
                     train.TrainSettings(max_steps=2, resume=True), track=False)
 
 
+@pytest.mark.slow
 def test_training_records_an_mlflow_run_with_the_loss_curve(memorisation_set, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -227,6 +229,7 @@ def test_the_phi4_and_r1_templates_mask_only_what_the_assistant_says():
         assert "How much" not in learned and "Be brief" not in learned, name
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the Unsloth backend needs a CUDA GPU; none is present")
 def test_unsloth_backend_trains_a_few_steps(memorisation_set, tmp_path):
     recipe = load_recipe("qwen3-8b")
@@ -235,6 +238,7 @@ def test_unsloth_backend_trains_a_few_steps(memorisation_set, tmp_path):
     assert result.global_step == 2
 
 
+@pytest.mark.slow
 def test_an_output_folder_with_another_runs_checkpoints_needs_resume_or_overwrite(memorisation_set, tmp_path):
     out = tmp_path / "run"
     recipe = load_recipe("qwen3-tiny")
@@ -253,6 +257,7 @@ def test_an_output_folder_with_another_runs_checkpoints_needs_resume_or_overwrit
     assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]  # the old ones are gone
 
 
+@pytest.mark.slow
 def test_resume_refuses_checkpoints_of_another_model_dataset_or_settings(memorisation_set, tmp_path):
     import json
     import shutil
