@@ -297,6 +297,8 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
         raise SystemExit(0)
     prepared = prepare(recipe, hardware, dataset_dir, out, settings)
     trainer, resume_from = prepared.trainer, prepared.resume_from
+    # Before training: a checkpoint without its trainer state would silently start again from step 0.
+    resumed_step = checkpoint_step(resume_from) if resume_from else 0
     started = time.perf_counter()
     with quiet_known_warnings():
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -380,6 +382,16 @@ def claim_output(out: Path, identity: dict[str, Any], settings: TrainSettings) -
                        "continue it, --overwrite to discard them and start over, or another --out")
     write_text_atomic(record, json.dumps(identity, indent=2))
     return last
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The step a checkpoint holds, from the trainer state saved in it (what the trainer resumes from); the
+    folder's name is only a label."""
+    state = checkpoint / "trainer_state.json"
+    try:
+        return int(json.loads(state.read_text(encoding="utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInput(f"--resume: {state}: cannot read the step it holds ({type(exc).__name__}: {exc})") from None
 
 
 def last_checkpoint(folder: Path) -> Path | None:

@@ -120,6 +120,7 @@ def test_internal_errors_exit_1_and_debug_shows_the_traceback(tmp_path, monkeypa
     assert debug.exit_code == 1 and "Traceback" in debug.output
 
 
+@pytest.mark.slow
 def test_console_script_exit_codes(tmp_path):
     """The installed entry point, as a shell sees it."""
     missing = subprocess.run(
@@ -132,6 +133,7 @@ def test_console_script_exit_codes(tmp_path):
     assert "no such file" in missing.stderr
 
 
+@pytest.mark.slow
 def test_demo_runs_every_landed_stage_on_the_sample(tmp_path):
     result = run("demo", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output

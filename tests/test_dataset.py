@@ -53,6 +53,7 @@ def test_outputs_are_a_datasetdict_jsonl_a_card_and_a_kaggle_bundle(built):
     assert (out / "kaggle" / "train.jsonl").read_bytes() == (out / "train.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 def test_the_same_input_twice_gives_identical_files(built, scrubbed, tmp_path, engine):
     out, _ = built
     again = tmp_path / "again"
@@ -66,6 +67,7 @@ def test_the_same_input_twice_gives_identical_files(built, scrubbed, tmp_path, e
             assert (again / "hf" / name / file.name).read_bytes() == file.read_bytes()
 
 
+@pytest.mark.slow
 def test_a_planted_phone_number_stops_the_build_and_nothing_is_written(scrubbed, tmp_path, engine):
     turns = list(traffic.iter_objects(traffic.load(scrubbed)))
     turns[3]["final_response"] = "Sure, call our manager back at 916-555-0188."
@@ -94,6 +96,7 @@ def test_tool_call_examples_render_through_the_chat_template(built):
     assert f'"name": "{call["name"]}", "arguments": {call["arguments"]}' in rendered
 
 
+@pytest.mark.slow
 def test_the_output_trains_with_trl_and_the_loss_masks_the_prompt(built, tmp_path):
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -121,6 +124,7 @@ def test_the_output_trains_with_trl_and_the_loss_masks_the_prompt(built, tmp_pat
     assert all(entry["loss"] == entry["loss"] for entry in trainer.state.log_history if "loss" in entry)
 
 
+@pytest.mark.slow
 def test_build_dataset_command_refuses_unscrubbed_logs(small_log, tmp_path):
     out = tmp_path / "dataset"
     result = runner.invoke(app, ["build-dataset", str(small_log), "--out", str(out), "--no-mlflow"])

@@ -160,6 +160,7 @@ def test_the_noisiest_provider_gets_the_largest_smoothie_spread(engine):
     assert set(result["picks"]) <= {"gpt4o", "claude"}
 
 
+@pytest.mark.slow
 def test_consensus_command_writes_its_outputs_and_reuses_the_cache(small_log, tmp_path, isolated_cache):
     out = tmp_path / "consensus"
     first = runner.invoke(app, ["consensus", str(small_log), "--out", str(out)])

@@ -14,6 +14,8 @@ from hibachi_lab.recipes import load_hardware, load_recipe
 
 from .ollama_double import OllamaDouble
 
+pytestmark = pytest.mark.slow  # each runs a notebook end to end in a kernel
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 

@@ -50,6 +50,7 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
+@pytest.mark.slow
 def test_unsloth_extra_resolves_for_linux_x86_64_without_installing(tmp_path):
     with_unsloth = _compile(tmp_path, "--extra", "unsloth")
     assert "unsloth" in with_unsloth

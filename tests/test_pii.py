@@ -141,6 +141,7 @@ def test_cards_need_the_luhn_check_and_emails_and_handles_are_found(scrubber):
     assert not found(scrubber, "It's $60 per adult and $30 per child.")
 
 
+@pytest.mark.slow
 def test_text_longer_than_spacy_takes_is_scrubbed_to_its_end(scrubber):
     text = "We love hibachi. " * 7_000 + "Call me at 408-555-2368."
     assert len(text) > pii_scrub._PIECE
@@ -353,6 +354,7 @@ def test_a_planted_value_never_survives_and_scrubbing_is_idempotent(scrubber, wo
 # --------------------------------------------------------------------------- the commands
 
 
+@pytest.mark.slow
 def test_scrub_writes_every_row_and_a_report_and_the_result_passes_the_leak_check(tmp_path, small_log):
     out = tmp_path / "scrubbed" / "turns.jsonl"
     result = runner.invoke(app, ["scrub", str(small_log), "--out", str(out)])
@@ -373,6 +375,7 @@ def test_scrub_writes_every_row_and_a_report_and_the_result_passes_the_leak_chec
     assert "leak check passed" in check.output
 
 
+@pytest.mark.slow
 def test_forked_workers_scrub_exactly_like_one_process(config, small_turns):
     turns = [json.loads(turn.model_dump_json()) for turn in small_turns]
     one = pii.Scrubber(config, workers=1).scrub_turns(json.loads(json.dumps(turns)))

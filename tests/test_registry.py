@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
+import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -14,6 +15,7 @@ from hibachi_lab import REPO_ROOT, registry
 from hibachi_lab.cli import app
 
 runner = CliRunner()
+pytestmark = pytest.mark.slow  # every test here creates and reads an MLflow store
 
 
 def evaluated_run(gate_result: str = "pass") -> str:

@@ -60,6 +60,7 @@ def test_ab_gives_the_expected_confusion_matrix(tmp_path, hand_made_log):
     assert summary["policies"]["seed"]["substring_only_hit_turns"] == 3
 
 
+@pytest.mark.slow
 def test_replay_writes_decisions_summary_and_reports_that_parse(tmp_path, small_log):
     dataset = traffic.load(small_log)
     summary = run_replay(dataset, [SEED, WORD], tmp_path, Pricing.from_yaml(), logs_description=str(small_log))
@@ -88,6 +89,7 @@ def test_replay_writes_decisions_summary_and_reports_that_parse(tmp_path, small_
     assert {"report.html", "report.md", "summary.json"} <= artifacts
 
 
+@pytest.mark.slow
 def test_only_queries_that_pass_the_leak_check_reach_the_mlflow_copy_of_the_report(tmp_path, small_log):
     dataset = traffic.load(small_log)
     summary = run_replay(dataset, [SEED, WORD], tmp_path, Pricing.from_yaml())
@@ -148,6 +150,7 @@ def test_sweep_calibrates_to_an_ensemble_share(tmp_path, small_log):
     assert (tmp_path / "figures" / "cost_quality_share.png").exists()
 
 
+@pytest.mark.slow
 def test_replay_from_the_command_line(tmp_path, small_log):
     result = CliRunner().invoke(app, ["replay", str(small_log), "--policy", str(SEED), "--vs", str(WORD),
                                       "--out", str(tmp_path), "--no-mlflow"])
@@ -155,6 +158,7 @@ def test_replay_from_the_command_line(tmp_path, small_log):
     assert "A/B: same tier on" in result.output and (tmp_path / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_sweep_rejects_an_unknown_parameter(tmp_path, small_log):
     result = CliRunner().invoke(app, ["sweep", str(small_log), "--policy", str(SEED), "--param", "colour",
                                       "--values", "0.1:0.2:0.1", "--out", str(tmp_path)])
@@ -207,6 +211,7 @@ def test_a_queries_only_log_replays_and_says_why_answer_similarity_is_missing(tm
     assert "not computed: no logged answers" in (tmp_path / "out" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_queries_only_log_of_20000_turns_replays_with_exact_decisions_and_flagged_estimated_costs(tmp_path):
     log = tmp_path / "queries.jsonl"
     turns = write_queries_only_log(log, 20_000)

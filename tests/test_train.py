@@ -37,6 +37,7 @@ def memorisation_set(built, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe_name", ["qwen3-tiny", "phi3-tiny", "qwen2-tiny"])
 def test_each_smoke_architecture_trains_its_family_targets_and_the_loss_goes_down(recipe_name, memorisation_set,
                                                                                    tmp_path):
@@ -53,41 +54,103 @@ def test_each_smoke_architecture_trains_its_family_targets_and_the_loss_goes_dow
     assert "smoke model" in card and "not a student" in card
 
 
-def test_the_saved_adapter_reloads_and_generates_the_same(memorisation_set, tmp_path):
+def watch_training(monkeypatch) -> dict:
+    """Keep the trainer that train() builds, and record the steps it runs in this call (not those restored)."""
+    from transformers import TrainerCallback
+
+    seen: dict = {"steps": []}
+
+    class StepsRun(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            seen["steps"].append(state.global_step)
+
+    real_prepare = train.prepare
+
+    def prepare(*args, **kwargs):
+        prepared = real_prepare(*args, **kwargs)
+        prepared.trainer.add_callback(StepsRun())
+        seen["trainer"] = prepared.trainer
+        return prepared
+
+    monkeypatch.setattr(train, "prepare", prepare)
+    return seen
+
+
+@pytest.mark.slow
+def test_the_saved_adapter_is_the_trained_one_and_reloads_to_the_same_logits_and_answers(memorisation_set,
+                                                                                          tmp_path, monkeypatch):
     from peft import PeftModel
+    from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "run"
+    seen = watch_training(monkeypatch)
     settings = train.TrainSettings(max_steps=20, learning_rate=5e-3, save_steps=100)
     train.train(load_recipe("qwen3-tiny"), CPU, memorisation_set, out, settings, track=False)
+    assert seen["steps"] == list(range(1, 21))
 
-    def greedy() -> list[int]:
-        tokenizer = AutoTokenizer.from_pretrained(out / "adapter")
-        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(out / "base"), out / "adapter").eval()
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": "How much per adult?"}],
-                                               add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    # LoRA starts with B = 0: an adapter saved before (or without) training has only zero B matrices.
+    weights = load_file(out / "adapter" / "adapter_model.safetensors")
+    lora_b = {name: tensor for name, tensor in weights.items() if "lora_B" in name}
+    assert lora_b and all(tensor.abs().sum() > 0 for tensor in lora_b.values()), "untrained lora_B in the adapter"
+
+    tokenizer = AutoTokenizer.from_pretrained(out / "adapter")
+    trained = seen["trainer"].model.eval()
+    base = AutoModelForCausalLM.from_pretrained(out / "base").eval()
+    inputs = tokenizer(["How much per adult? We are 12 guests on Saturday."], return_tensors="pt")
+    with torch.no_grad():
+        trained_logits = trained(**inputs).logits
+        base_logits = base(**inputs).logits
+        reloaded = PeftModel.from_pretrained(base, out / "adapter").eval()
+        reloaded_logits = reloaded(**inputs).logits
+    assert not torch.allclose(base_logits, trained_logits, atol=1e-4)  # training moved the model
+    torch.testing.assert_close(reloaded_logits, trained_logits, atol=1e-5, rtol=1e-5)
+
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "How much per adult?"}],
+                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
+    def new_tokens(model) -> list[int]:
+        """Greedy answer tokens only: the prompt is cut off, so the count is of generated tokens."""
         with torch.no_grad():
-            generated = model.generate(**prompt, max_new_tokens=12, do_sample=False)
-        return generated[0].tolist()
+            generated = model.generate(**prompt, max_new_tokens=12, min_new_tokens=12, do_sample=False)
+        return generated[0, prompt["input_ids"].shape[1] :].tolist()
 
-    first = greedy()
-    assert first == greedy()
-    assert len(first) > 12
+    answer = new_tokens(trained)
+    assert len(answer) == 12
+    assert new_tokens(reloaded) == answer
 
 
-def test_resume_continues_the_step_count_from_the_last_checkpoint(memorisation_set, tmp_path):
+@pytest.mark.slow
+def test_resume_runs_only_the_remaining_steps_from_the_checkpoints_trainer_state(memorisation_set, tmp_path,
+                                                                                 monkeypatch):
     out = tmp_path / "run"
     recipe = load_recipe("qwen3-tiny")
     first = train.train(recipe, CPU, memorisation_set, out, train.TrainSettings(max_steps=4, save_steps=2),
                         track=False)
     assert (out / "checkpoints" / "checkpoint-4").exists()
+    # The folder name is a label: the step is the one the trainer state inside holds.
+    (out / "checkpoints" / "checkpoint-4").rename(out / "checkpoints" / "checkpoint-9")
+    seen = watch_training(monkeypatch)
     resumed = train.train(recipe, CPU, memorisation_set, out,
                           train.TrainSettings(max_steps=6, save_steps=2, resume=True), track=False)
+    assert seen["steps"] == [5, 6]  # only the remaining steps ran
     assert resumed.resumed_from_step == 4
     assert resumed.global_step == 6
     # The curve carries on: the first four steps come from the checkpoint, only 5 and 6 are new.
     assert [step for step, _ in resumed.losses] == [1, 2, 3, 4, 5, 6]
     assert resumed.losses[:4] == first.losses
+    assert "steps 6 (resumed from 4)" in (out / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_resume_from_a_checkpoint_without_its_trainer_state_is_bad_input(memorisation_set, tmp_path):
+    out = tmp_path / "run"
+    recipe = load_recipe("qwen3-tiny")
+    train.train(recipe, CPU, memorisation_set, out, train.TrainSettings(max_steps=2, save_steps=2), track=False)
+    (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").unlink()
+    with pytest.raises(BadInput, match="checkpoint-2/trainer_state.json: cannot read the step it holds"):
+        train.train(recipe, CPU, memorisation_set, out, train.TrainSettings(max_steps=4, save_steps=2, resume=True),
+                    track=False)
 
 
 def test_resume_without_a_checkpoint_is_bad_input(memorisation_set, tmp_path):
@@ -96,6 +159,7 @@ def test_resume_without_a_checkpoint_is_bad_input(memorisation_set, tmp_path):
                     train.TrainSettings(max_steps=2, resume=True), track=False)
 
 
+@pytest.mark.slow
 def test_training_records_an_mlflow_run_with_the_loss_curve(memorisation_set, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -166,6 +230,7 @@ def test_the_phi4_and_r1_templates_mask_only_what_the_assistant_says():
         assert "How much" not in learned and "Be brief" not in learned, name
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the Unsloth backend needs a CUDA GPU; none is present")
 def test_unsloth_backend_trains_a_few_steps(memorisation_set, tmp_path):
     recipe = load_recipe("qwen3-8b")
@@ -174,6 +239,7 @@ def test_unsloth_backend_trains_a_few_steps(memorisation_set, tmp_path):
     assert result.global_step == 2
 
 
+@pytest.mark.slow
 def test_an_output_folder_with_another_runs_checkpoints_needs_resume_or_overwrite(memorisation_set, tmp_path):
     out = tmp_path / "run"
     recipe = load_recipe("qwen3-tiny")
@@ -192,6 +258,7 @@ def test_an_output_folder_with_another_runs_checkpoints_needs_resume_or_overwrit
     assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]  # the old ones are gone
 
 
+@pytest.mark.slow
 def test_resume_refuses_checkpoints_of_another_model_dataset_or_settings(memorisation_set, tmp_path):
     import json
     import shutil
