@@ -363,7 +363,8 @@ def similarity_probe(
 @app.command("gate-calibrate")
 def gate_calibrate(
     probes: Annotated[Path, typer.Argument(help="JSONL of labelled (teacher, student) pairs (default: the bundled "
-                                           "hand-written set, data/gate_probes.jsonl).")] = GATE_PROBES,
+                                           "hand-written set, data/gate_probes.jsonl).",
+                                           show_default=False)] = GATE_PROBES,
     policy: Annotated[Path | None, typer.Option(help="Business policy sheet (default configs/business.yaml).")] = None,
     misses: Annotated[bool, typer.Option(help="Also list every pair the judge gets wrong.")] = False,
 ) -> None:
