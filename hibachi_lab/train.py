@@ -303,7 +303,6 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
     with quiet_known_warnings():
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
-    resumed_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
     record_step_time(prepared.plan, seconds, trainer.state.global_step - resumed_step)  # for the next plan
     trainer.save_model(str(out / "adapter"))
     prepared.tokenizer.save_pretrained(str(out / "adapter"))
