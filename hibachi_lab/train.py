@@ -226,25 +226,30 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
     settings = settings or TrainSettings()
     out = Path(out)
     tokens, longest = dataset_tokens(dataset_dir)
-    if _relaunched_on_all_gpus(make_plan(recipe, hardware, tokens, longest, settings.backend), hardware):
-        raise SystemExit(0)
+    first_plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
+    if _wants_all_gpus(first_plan, hardware):
+        return _train_on_all_gpus(recipe, hardware, dataset_dir, out, settings, track, first_plan)
     prepared = prepare(recipe, hardware, dataset_dir, out, settings)
     trainer, resume_from = prepared.trainer, prepared.resume_from
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
-    trainer.save_model(str(out / "adapter"))
-    prepared.tokenizer.save_pretrained(str(out / "adapter"))
+    trainer.save_model(str(out / "adapter"))  # the Trainer saves on the main process only
     losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
     resumed_step = int(resume_from.name.split("-")[-1]) if resume_from else 0
     result = TrainResult(
         out=out, plan=prepared.plan, global_step=trainer.state.global_step, resumed_from_step=resumed_step,
         losses=losses, tokens_per_second=_trained_tokens(trainer) / seconds if seconds else 0.0,
         peak_memory_gb=_peak_memory_gb(), mlflow_run_id=None)
+    # Every process takes part in evaluation (it is collective under DDP); only the first writes anything.
     eval_loss = trainer.evaluate()["eval_loss"] if prepared.eval_examples else None
+    if not is_main_process():
+        return result
+    prepared.tokenizer.save_pretrained(str(out / "adapter"))
     _write_card(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)
     if track:
         result.mlflow_run_id = _track(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)
+    write_text_atomic(out / RESULT_RECORD, json.dumps(result_dict(result), indent=2))
     return result
 
 
@@ -286,6 +291,9 @@ def claim_output(out: Path, identity: dict[str, Any], settings: TrainSettings) -
         raise BadInput("--resume continues the run in OUT and --overwrite discards it: give one of them")
     last = last_checkpoint(checkpoints)
     recorded = json.loads(record.read_text()) if record.exists() else None
+    if not is_main_process():
+        # The main process claims the folder (and does any --overwrite); the others read what is there.
+        return last if settings.resume else None
     if settings.overwrite:
         # The smoke base is part of the old run too (its random init).
         for folder in (checkpoints, out / "base"):
@@ -325,19 +333,87 @@ def _require_cuda(hardware: HardwareProfile) -> None:
                        "use --hardware laptop-cpu (smoke models) or run on a GPU machine")
 
 
-def _relaunched_on_all_gpus(plan: Plan, hardware: HardwareProfile) -> bool:
-    """On several GPUs with a copy of the model per card, run again under ``accelerate launch`` (DDP)."""
-    if plan.multi_gpu != "ddp" or "LOCAL_RANK" in os.environ:
+# --------------------------------------------------------------------------- several GPUs (DDP)
+
+# Written by the main process beside the adapter: what the launching process reads back after a DDP run.
+RESULT_RECORD = "result.json"
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a distributed run, or the only process: the one that writes outputs and logs to MLflow."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def local_rank() -> int | None:
+    """This process's GPU under ``accelerate launch``/torchrun; None outside a distributed run."""
+    value = os.environ.get("LOCAL_RANK")
+    return int(value) if value is not None else None
+
+
+def _wants_all_gpus(plan: Plan, hardware: HardwareProfile) -> bool:
+    """A copy of the model per card (DDP) on a machine that has the cards, and not already a launched process."""
+    if plan.multi_gpu != "ddp" or local_rank() is not None:
         return False
     import torch
 
-    if torch.cuda.device_count() < hardware.devices:
-        return False
-    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(hardware.devices), "-m",
-               "hibachi_lab.cli", *sys.argv[1:]]
+    return torch.cuda.device_count() >= hardware.devices
+
+
+def _config_argument(kind: str, config: Any, out: Path) -> str:
+    """A stock config by name; anything else written beside the run as YAML, so the launched processes load the
+    same recipe or profile the caller had (never rebuilt from ``sys.argv``, which in a notebook is the kernel's)."""
+    import yaml
+
+    from hibachi_lab.recipes import load_hardware, load_recipe
+
+    loader = load_recipe if kind == "model" else load_hardware
+    try:
+        if loader(config.name) == config:
+            return config.name
+    except BadInput:
+        pass
+    path = out / "launch" / f"{kind}.yaml"
+    write_text_atomic(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return str(path)
+
+
+def relaunch_command(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: Path,
+                     settings: TrainSettings, track: bool, resume: bool) -> list[str]:
+    """``accelerate launch ... hibachi-lab train ...`` built from the parsed options (one process per GPU).
+
+    The output folder is already claimed by the launching process, so the launched ones never get
+    ``--overwrite`` (they would race to delete it); they get ``--resume`` when there is a checkpoint to continue.
+    """
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+               str(hardware.devices), "-m", "hibachi_lab.cli", "train",
+               "--model", _config_argument("model", recipe, out), "--hardware", _config_argument("hardware", hardware, out),
+               "--dataset", str(Path(dataset_dir).resolve()), "--out", str(out.resolve()),
+               "--epochs", repr(settings.epochs), "--learning-rate", repr(settings.learning_rate),
+               "--save-steps", str(settings.save_steps), "--seed", str(settings.seed),
+               "--packing" if settings.packing else "--no-packing"]
+    if settings.max_steps is not None:
+        command += ["--max-steps", str(settings.max_steps)]
+    if settings.backend:
+        command += ["--backend", settings.backend]
+    if resume:
+        command.append("--resume")
+    if not track:
+        command.append("--no-mlflow")
+    return command
+
+
+def _train_on_all_gpus(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: Path,
+                       settings: TrainSettings, track: bool, plan: Plan) -> TrainResult:
+    """Run the training under ``accelerate launch`` (DDP) and return its result; this process carries on normally
+    (a notebook goes on to the gate cell, ``train_and_evaluate`` evaluates once, here)."""
+    summary = json.loads((Path(dataset_dir) / "summary.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    last = claim_output(out, run_identity(recipe, hardware, plan, summary, settings), settings)
+    (out / RESULT_RECORD).unlink(missing_ok=True)
+    command = relaunch_command(recipe, hardware, dataset_dir, out, settings, track, resume=last is not None)
     log.warning("training on %d GPUs: %s", hardware.devices, " ".join(command))
     subprocess.run(command, check=True)
-    return True
+    return result_from_dict(json.loads((out / RESULT_RECORD).read_text()))
 
 
 # --------------------------------------------------------------------------- outputs
@@ -422,3 +498,12 @@ def result_dict(result: TrainResult) -> dict[str, Any]:
     data = asdict(result)
     data["out"] = str(result.out)
     return data
+
+
+def result_from_dict(data: dict[str, Any]) -> TrainResult:
+    plan = dict(data["plan"])
+    plan["weights_gb_at_bits"] = {int(bits): gb for bits, gb in plan["weights_gb_at_bits"].items()}
+    return TrainResult(out=Path(data["out"]), plan=Plan(**plan), global_step=data["global_step"],
+                       resumed_from_step=data["resumed_from_step"],
+                       losses=[tuple(pair) for pair in data["losses"]], tokens_per_second=data["tokens_per_second"],
+                       peak_memory_gb=data["peak_memory_gb"], mlflow_run_id=data["mlflow_run_id"])

@@ -1,0 +1,94 @@
+"""What a GPU run does differently, checked without a GPU: the DDP relaunch, rank-0-only outputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+
+from hibachi_lab import train
+from hibachi_lab.cli import app
+from hibachi_lab.recipes import load_hardware, load_recipe
+
+T4X2 = load_hardware("kaggle-t4x2")
+
+
+def parse_train_command(command: list[str]) -> dict:
+    """The options `hibachi-lab train` would run with, parsed by the CLI itself."""
+    cli_args = command[command.index("hibachi_lab.cli") + 1 :]
+    assert cli_args[0] == "train"
+    group = get_command(app)
+    with group.make_context("hibachi-lab", list(cli_args)) as context:
+        sub = group.get_command(context, "train")
+        with sub.make_context("train", list(cli_args[1:]), parent=context) as sub_context:
+            return sub_context.params
+
+
+def test_the_relaunch_command_comes_from_the_parsed_options_not_the_kernels_argv(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/ipykernel_launcher.py", "-f", "/tmp/kernel-1234.json"])
+    settings = train.TrainSettings(max_steps=40, epochs=2.0, learning_rate=1e-4, save_steps=10, seed=7,
+                                   backend="peft", overwrite=True)
+    command = train.relaunch_command(load_recipe("qwen3-8b"), T4X2, tmp_path / "data", tmp_path / "run", settings,
+                                     track=False, resume=True)
+    assert "-f" not in command and "/tmp/kernel-1234.json" not in command
+    assert command[command.index("--num_processes") + 1] == "2"
+    params = parse_train_command(command)
+    assert params["model"] == "qwen3-8b" and params["hardware"] == "kaggle-t4x2"
+    assert Path(params["dataset"]) == (tmp_path / "data").resolve()
+    assert Path(params["out"]) == (tmp_path / "run").resolve()
+    assert (params["max_steps"], params["epochs"], params["learning_rate"], params["save_steps"], params["seed"]) == (
+        40, 2.0, 1e-4, 10, 7)
+    assert params["backend"] == "peft" and params["resume"] and params["no_mlflow"]
+    # The launching process already cleared the folder: the launched ones must not race to delete it again.
+    assert not params["overwrite"]
+
+
+def test_a_recipe_not_in_configs_travels_as_a_yaml_file(tmp_path):
+    recipe = load_recipe("qwen3-8b").model_copy(update={"max_seq_length": 1024})
+    command = train.relaunch_command(recipe, T4X2, tmp_path, tmp_path / "run", train.TrainSettings(), True, False)
+    params = parse_train_command(command)
+    assert load_recipe(params["model"]) == recipe
+    assert not params["resume"] and not params["no_mlflow"]
+
+
+def test_on_two_gpus_the_caller_launches_ddp_and_returns_normally(monkeypatch, built, tmp_path):
+    """The notebook case: the parent must neither pass the kernel's argv on nor end with SystemExit."""
+    import torch
+
+    dataset, _ = built
+    monkeypatch.setattr(sys, "argv", ["ipykernel_launcher.py", "-f", "/tmp/kernel.json"])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    launched = []
+
+    def fake_launch(command, check):
+        params = parse_train_command(command)
+        launched.append(params)
+        # What rank 0 of the launched run leaves behind.
+        out = Path(params["out"])
+        chosen = train.make_plan(load_recipe(params["model"]), load_hardware(params["hardware"]))
+        result = train.TrainResult(out=out, plan=chosen, global_step=12, resumed_from_step=0, losses=[(1, 2.0)],
+                                   tokens_per_second=10.0, peak_memory_gb=5.0, mlflow_run_id="abc")
+        (out / train.RESULT_RECORD).write_text(json.dumps(train.result_dict(result)))
+
+    monkeypatch.setattr(train.subprocess, "run", fake_launch)
+    result = train.train(load_recipe("qwen3-8b"), T4X2, dataset, tmp_path / "run",
+                         train.TrainSettings(max_steps=12), track=True)
+    assert len(launched) == 1 and launched[0]["max_steps"] == 12
+    assert result.global_step == 12 and result.mlflow_run_id == "abc" and result.plan.multi_gpu == "ddp"
+    assert (tmp_path / "run" / "checkpoints" / train.RUN_RECORD).exists()  # claimed once, by the caller
+
+
+def test_only_rank_0_writes_the_card_the_tokenizer_and_the_mlflow_run(monkeypatch, built, tmp_path):
+    dataset, _ = built
+    monkeypatch.setenv("RANK", "1")
+    out = tmp_path / "run"
+    out.mkdir()
+    result = train.train(load_recipe("qwen3-tiny"), load_hardware("laptop-cpu"), dataset, out,
+                         train.TrainSettings(max_steps=1, save_steps=100), track=True)
+    assert result.global_step == 1
+    assert result.mlflow_run_id is None
+    assert not (out / "README.md").exists() and not (out / train.RESULT_RECORD).exists()
+    assert not (out / "checkpoints" / train.RUN_RECORD).exists()
