@@ -20,16 +20,16 @@ from rich.logging import RichHandler
 from rich.table import Table
 from typer.core import TyperGroup
 
-from hibachi_lab import BUNDLED_PROBES, GATE_PROBES, REPO_ROOT
+from hibachi_lab import BUNDLED_PROBES, CONFIGS, DATA, GATE_PROBES, REPO_ROOT  # noqa: F401 - REPO_ROOT for tests
 from hibachi_lab.errors import BadInput
 
-SAMPLE_TRAFFIC = REPO_ROOT / "data" / "sample_traffic.jsonl"
-DEFAULT_PRICING = REPO_ROOT / "configs" / "pricing.yaml"
-DEFAULT_SIMILARITY = REPO_ROOT / "configs" / "similarity.yaml"
+SAMPLE_TRAFFIC = DATA / "sample_traffic.jsonl"
+DEFAULT_PRICING = CONFIGS / "pricing.yaml"
+DEFAULT_SIMILARITY = CONFIGS / "similarity.yaml"
 SIMILARITY_PROBES = BUNDLED_PROBES
-DEFAULT_PII = REPO_ROOT / "configs" / "pii.yaml"
-DEFAULT_DATASET = REPO_ROOT / "configs" / "dataset.yaml"
-DEFAULT_PROMOTION = REPO_ROOT / "configs" / "promotion.yaml"
+DEFAULT_PII = CONFIGS / "pii.yaml"
+DEFAULT_DATASET = CONFIGS / "dataset.yaml"
+DEFAULT_PROMOTION = CONFIGS / "promotion.yaml"
 
 console = Console()
 error_console = Console(stderr=True)
@@ -818,7 +818,7 @@ def demo(
 
     console.rule("Step 2: router replay, production (seed) vs word-boundary keywords")
     engine = _engine(DEFAULT_SIMILARITY)
-    routers = REPO_ROOT / "configs" / "router"
+    routers = CONFIGS / "router"
     replayed = replay_module.run_replay(
         result.dataset, [routers / "seed.yaml", routers / "word_boundary.yaml"], out / "replay_ab",
         Pricing.from_yaml(DEFAULT_PRICING), logs_description=str(logs), engine=engine,

@@ -6,7 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
 from typer.main import get_command
 
 from hibachi_lab import train
