@@ -606,11 +606,27 @@ def plan(
 ) -> None:
     """Will this model train on this hardware? Memory, settings and time per epoch; refuses what cannot fit."""
     from hibachi_lab import plan as planner
+    from hibachi_lab import train as trainer
     from hibachi_lab.recipes import load_hardware, load_recipe
 
+    recipe = load_recipe(model)
     tokens, longest = planner.dataset_tokens(dataset)
-    chosen = planner.make_plan(load_recipe(model), load_hardware(hardware), tokens, longest, backend)
+    lengths = None
+    if dataset is not None:
+        try:
+            # The examples rendered as training renders them: the recipe's tokenizer, chat template and tools.
+            lengths = trainer.measured_lengths(recipe, dataset)
+            tokens, longest = lengths.total, lengths.sequence_length
+        except OSError as exc:  # the tokenizer is not in the local cache and the hub cannot be reached
+            console.print(f"[yellow]note:[/] lengths not measured with {recipe.hub_id}'s tokenizer ({exc}); the "
+                          "dataset's own estimate is used", highlight=False)
+    chosen = planner.make_plan(recipe, load_hardware(hardware), tokens, longest, backend)
+    chosen.lengths = lengths.to_dict() if lengths else None
     _print_plan(chosen)
+    if lengths and lengths.over:
+        console.print(f"[bold red]{lengths.over:,} of {lengths.examples:,} training examples do not fit "
+                      f"max_seq_length {recipe.max_seq_length} with a {trainer.SEQUENCE_MARGIN}-token margin: "
+                      "train refuses them rather than cut their answers off[/]", highlight=False)
 
 
 def _print_plan(chosen) -> None:
@@ -619,6 +635,10 @@ def _print_plan(chosen) -> None:
     table.add_row("weights / precision", f"{chosen.weight_bits}-bit / {chosen.precision}")
     table.add_row("batch x accumulation", f"{chosen.batch_size} x {chosen.gradient_accumulation}")
     table.add_row("sequence length", str(chosen.sequence_length))
+    if chosen.lengths:
+        table.add_row("longest example (measured)", f"{chosen.lengths['longest']:,} tokens of "
+                      f"{chosen.lengths['examples']:,} examples, rendered with the chat template and tools")
+        table.add_row("examples over max_seq_length", f"{chosen.lengths['over']:,}")
     table.add_row("GPUs", chosen.multi_gpu or "one")
     table.add_row("weights at 4 / 8 / 16 bit", " / ".join(f"{gb:g} GB" for gb in chosen.weights_gb_at_bits.values()))
     table.add_row("LoRA parameters", f"{chosen.lora_parameters:,}")

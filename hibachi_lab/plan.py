@@ -52,6 +52,9 @@ class Plan:
     tokens_assumed: bool
     hours_per_epoch: float
     warnings: list[str] = field(default_factory=list)
+    # Measured with the recipe's tokenizer and chat template (train.measure): examples, longest, total,
+    # sequence_length, over (examples that do not fit max_seq_length). None: not measured.
+    lengths: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

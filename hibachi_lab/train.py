@@ -110,28 +110,102 @@ def prepare_examples(split: Any, recipe: ModelRecipe) -> Any:
     return split.map(adjust, desc=None)
 
 
-def load_model(recipe: ModelRecipe, plan: Plan, out: Path, texts: list[str], resuming: bool) -> tuple[Any, Any]:
-    """The base model and tokenizer: a smoke model (saved under out/base, reused on resume) or the recipe's."""
+# Tokens added to the longest example as rendered for training: room for an EOS token TRL may append and for
+# whitespace a template renders differently across transformers releases. The sequence length is at least
+# this much longer than every example, so TRL never cuts an answer off.
+SEQUENCE_MARGIN = 32
+
+
+def load_tokenizer(recipe: ModelRecipe, out: Path, texts: list[str], resuming: bool) -> Any:
+    """The tokenizer training uses, with the chat template it trains with (hibachi-lab's where the recipe says)."""
+    from transformers import AutoTokenizer
+
     if recipe.smoke:
         base = out / "base"
         # Only a resumed run may reuse it: a fresh run's checkpoints must start from its own random init.
-        if resuming and (base / "config.json").exists():
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+        tokenizer = (AutoTokenizer.from_pretrained(base) if resuming and (base / "config.json").exists()
+                     else tiny_tokenizer(texts))
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(recipe.hub_id)
+    if recipe.chat_template.generation_markers:
+        tokenizer.chat_template = TEMPLATES[recipe.chat_template.generation_markers]
+    return tokenizer
 
-            return AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
-        tokenizer = tiny_tokenizer(texts)
+
+def example_lengths(split: Any, tokenizer: Any) -> list[int]:
+    """Tokens of each prepared example as training renders it: the chat template with its tools and settings."""
+    lengths = []
+    for example in split:
+        tools = example.get("tools")
+        tools = json.loads(tools) if isinstance(tools, str) else tools or None
+        rendered = tokenizer.apply_chat_template(example["messages"], tools=tools, tokenize=True, return_dict=True,
+                                                 **(example.get("chat_template_kwargs") or {}))
+        lengths.append(len(rendered["input_ids"]))
+    return lengths
+
+
+@dataclass
+class Lengths:
+    """What the training data measures with the recipe's tokenizer and template."""
+
+    examples: int  # train and eval splits (both are tokenized to max_length)
+    longest: int
+    total: int  # tokens of the train split: one epoch
+    sequence_length: int  # longest + SEQUENCE_MARGIN, rounded up to a multiple of 64, at most the recipe's
+    over: int  # examples that would not fit max_seq_length with the margin
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def measure(recipe: ModelRecipe, train_lengths: list[int], eval_lengths: list[int]) -> Lengths:
+    lengths = train_lengths + eval_lengths
+    longest = max(lengths, default=0)
+    wanted = -(-(longest + SEQUENCE_MARGIN) // 64) * 64
+    over = sum(1 for length in lengths if length + SEQUENCE_MARGIN > recipe.max_seq_length)
+    return Lengths(len(lengths), longest, sum(train_lengths), min(wanted, recipe.max_seq_length), over)
+
+
+def refuse_truncation(recipe: ModelRecipe, lengths: Lengths) -> None:
+    if lengths.over:
+        raise BadInput(
+            f"{lengths.over:,} of {lengths.examples:,} examples are longer than {recipe.name}'s max_seq_length "
+            f"{recipe.max_seq_length} less a {SEQUENCE_MARGIN}-token margin when rendered with its chat template "
+            f"and tools (longest {lengths.longest:,} tokens): training would cut their answers off. Rebuild the "
+            f"dataset with a lower max_tokens (configs/dataset.yaml, its tokenizer set to {recipe.hub_id or 'the model'}) "
+            "or raise max_seq_length in the recipe")
+
+
+def measured_lengths(recipe: ModelRecipe, dataset_dir: str | os.PathLike) -> Lengths:
+    """The training split measured as training renders it (``plan --dataset``): loads only the tokenizer."""
+    train_split, eval_split, _ = load_splits(dataset_dir)
+    texts = [m["content"] or "" for example in train_split for m in example["messages"]]
+    tokenizer = load_tokenizer(recipe, Path(tempfile.gettempdir()), texts, resuming=False)
+    return measure(recipe, example_lengths(prepare_examples(train_split, recipe), tokenizer),
+                   example_lengths(prepare_examples(eval_split, recipe), tokenizer))
+
+
+def load_model(recipe: ModelRecipe, plan: Plan, out: Path, tokenizer: Any, resuming: bool) -> Any:
+    """The base model: a smoke model (saved under out/base, reused on resume) or the recipe's."""
+    if recipe.smoke:
+        base = out / "base"
+        if resuming and (base / "config.json").exists():
+            from transformers import AutoModelForCausalLM
+
+            return AutoModelForCausalLM.from_pretrained(base)
         model = tiny_model(recipe.family, tokenizer)
-        model.save_pretrained(base)
-        tokenizer.save_pretrained(base)
-        return model, tokenizer
+        if is_main_process():
+            model.save_pretrained(base)
+            tokenizer.save_pretrained(base)
+        return model
     if plan.backend == "unsloth":
-        return _load_unsloth(recipe, plan)
+        return _load_unsloth(recipe, plan, tokenizer)
     return _load_peft_base(recipe, plan)
 
 
-def _load_peft_base(recipe: ModelRecipe, plan: Plan) -> tuple[Any, Any]:
+def _load_peft_base(recipe: ModelRecipe, plan: Plan) -> Any:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[plan.precision]
     kwargs: dict[str, Any] = {"dtype": dtype}
@@ -140,29 +214,23 @@ def _load_peft_base(recipe: ModelRecipe, plan: Plan) -> tuple[Any, Any]:
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
     if plan.multi_gpu == "model_split":
         kwargs["device_map"] = "auto"
-    model = AutoModelForCausalLM.from_pretrained(recipe.hub_id, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(recipe.hub_id)
-    if recipe.chat_template.generation_markers:
-        tokenizer.chat_template = TEMPLATES[recipe.chat_template.generation_markers]
-    return model, tokenizer
+    return AutoModelForCausalLM.from_pretrained(recipe.hub_id, **kwargs)
 
 
-def _load_unsloth(recipe: ModelRecipe, plan: Plan) -> tuple[Any, Any]:
+def _load_unsloth(recipe: ModelRecipe, plan: Plan, tokenizer: Any) -> Any:
     try:
         from unsloth import FastLanguageModel
     except ImportError as exc:
         raise BadInput(f"backend unsloth: {exc}. Install with `pip install -e \".[unsloth]\"` on a CUDA machine, "
                        "or pass --backend peft") from None
-    model, tokenizer = FastLanguageModel.from_pretrained(
+    model, _ = FastLanguageModel.from_pretrained(
         model_name=recipe.unsloth_id, max_seq_length=plan.sequence_length, load_in_4bit=plan.weight_bits == 4,
         dtype=None)
     lora = recipe.lora
     model = FastLanguageModel.get_peft_model(
         model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         target_modules=recipe.unsloth_target_modules or lora.target_modules, use_gradient_checkpointing="unsloth")
-    if recipe.chat_template.generation_markers:
-        tokenizer.chat_template = TEMPLATES[recipe.chat_template.generation_markers]
-    return model, tokenizer
+    return model
 
 
 # --------------------------------------------------------------------------- training
@@ -209,8 +277,14 @@ def prepare(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | o
     out.mkdir(parents=True, exist_ok=True)
     resume_from = claim_output(out, run_identity(recipe, hardware, plan, summary, settings), settings)
     texts = [m["content"] or "" for example in train_split for m in example["messages"]]
-    model, tokenizer = load_model(recipe, plan, out, texts, resuming=resume_from is not None)
+    tokenizer = load_tokenizer(recipe, out, texts, resuming=resume_from is not None)
     train_split, eval_split = prepare_examples(train_split, recipe), prepare_examples(eval_split, recipe)
+    # The sequence length from the examples as training renders them (template, tools), never a stand-in count.
+    lengths = measure(recipe, example_lengths(train_split, tokenizer), example_lengths(eval_split, tokenizer))
+    refuse_truncation(recipe, lengths)
+    plan = make_plan(recipe, hardware, lengths.total, lengths.sequence_length, settings.backend)
+    plan.lengths = lengths.to_dict()
+    model = load_model(recipe, plan, out, tokenizer, resuming=resume_from is not None)
     peft_config = None if plan.backend == "unsloth" else LoraConfig(
         r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
         target_modules=recipe.lora.target_modules, task_type="CAUSAL_LM")

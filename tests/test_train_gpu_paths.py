@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from typer.main import get_command
 
 from hibachi_lab import train
@@ -91,3 +92,56 @@ def test_only_rank_0_writes_the_card_the_tokenizer_and_the_mlflow_run(monkeypatc
     assert result.mlflow_run_id is None
     assert not (out / "README.md").exists() and not (out / train.RESULT_RECORD).exists()
     assert not (out / "checkpoints" / train.RUN_RECORD).exists()
+
+
+# --------------------------------------------------------------------------- sequence length from the real template
+
+
+def test_the_sequence_length_fits_every_example_as_trl_tokenizes_it(built, tmp_path):
+    """Booking examples carry tool schemas and calls: measured with the template that renders them, TRL cuts
+    nothing (the dataset's stand-in count, which once set max_length, left them out)."""
+    import json as json_module
+
+    dataset, _ = built
+    recipe = load_recipe("qwen3-tiny")
+    prepared = train.prepare(recipe, load_hardware("laptop-cpu"), dataset, tmp_path / "run",
+                             train.TrainSettings(max_steps=1))
+    plan = prepared.plan
+    tokenized = prepared.trainer.train_dataset
+    longest = max(len(ids) for ids in tokenized["input_ids"])
+    assert plan.lengths["longest"] >= longest - 1  # TRL may add one EOS token
+    assert plan.sequence_length >= plan.lengths["longest"] + train.SEQUENCE_MARGIN
+    assert plan.lengths["over"] == 0
+    # Nothing was cut off: every tokenized example still ends with the assistant's end-of-turn token.
+    end = prepared.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert all(end in ids[-3:] for ids in tokenized["input_ids"])
+    summary = json_module.loads((dataset / "summary.json").read_text())
+    with_tools = [row for row in prepared.trainer.train_dataset if row.get("tools")]
+    assert with_tools, "the built set should have booking examples with tool schemas"
+    assert summary["tokens"]["max"] > 0
+
+
+def test_examples_longer_than_the_recipe_allows_are_refused_with_their_count(built, tmp_path):
+    dataset, _ = built
+    recipe = load_recipe("qwen3-tiny").model_copy(update={"max_seq_length": 256})
+    lengths = train.measured_lengths(recipe, dataset)
+    assert 0 < lengths.over < lengths.examples
+    with pytest.raises(train.BadInput, match=rf"{lengths.over:,} of \S+ examples are longer than .*max_seq_length 256"):
+        train.prepare(recipe, load_hardware("laptop-cpu"), dataset, tmp_path / "run", train.TrainSettings(max_steps=1))
+
+
+def test_plan_with_a_dataset_reports_the_measured_longest_example_and_how_many_do_not_fit(built, tmp_path):
+    from typer.testing import CliRunner
+
+    dataset, _ = built
+    recipe = tmp_path / "short.yaml"
+    import yaml
+
+    recipe.write_text(yaml.safe_dump(load_recipe("qwen3-tiny").model_copy(update={"max_seq_length": 256})
+                                     .model_dump(mode="json")))
+    result = CliRunner().invoke(app, ["plan", "--model", str(recipe), "--hardware", "laptop-cpu", "--dataset",
+                                      str(dataset)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "longest example (measured)" in text and "examples over max_seq_length" in text
+    assert "train refuses them rather than cut their answers off" in text
