@@ -106,17 +106,19 @@ def answers_from_adapter(adapter: str | os.PathLike, examples: list[dict],
                          settings: GenerationSettings) -> dict[str, StudentAnswer]:
     """Batched greedy generation with base + adapter (base: the smoke model saved beside it, or the hub id)."""
     import torch
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from hibachi_lab.students import base_model, load_base
 
     adapter = Path(adapter)
     if not (adapter / "adapter_config.json").exists():
         raise BadInput(f"{adapter}: no adapter_config.json; pass the adapter folder written by train (OUT/adapter)")
-    smoke_base = adapter.parent / "base"
-    base = smoke_base if (smoke_base / "config.json").exists() else PeftConfig.from_pretrained(adapter).base_model_name_or_path
+    # Generation may use the base the adapter names, Unsloth's 4-bit one included; on a GPU when there is one.
+    base = base_model(adapter, sixteen_bit=False)
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     tokenizer.padding_side = "left"
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).eval()
+    model = PeftModel.from_pretrained(load_base(base), adapter).eval()
     answers = {}
     for start in range(0, len(examples), settings.batch_size):
         batch = examples[start : start + settings.batch_size]

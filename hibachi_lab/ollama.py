@@ -86,6 +86,7 @@ class Export:
     weights: Path  # the merged folder or the GGUF file the Modelfile's FROM names
     modelfile: Path
     architecture: str
+    base: str  # what the adapter was merged onto
 
 
 def export(adapter: str | os.PathLike, recipe: ModelRecipe, out: str | os.PathLike, system_prompt: str,
@@ -94,14 +95,16 @@ def export(adapter: str | os.PathLike, recipe: ModelRecipe, out: str | os.PathLi
 
     ``out`` is written whole or not at all: a merged model is gigabytes, and a failed export must not leave one.
     """
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoTokenizer
+
+    from hibachi_lab.students import base_model, load_base
 
     adapter, out = Path(adapter), Path(out)
     if not (adapter / "adapter_config.json").exists():
         raise BadInput(f"{adapter}: no adapter_config.json; pass OUT/adapter from train")
-    smoke_base = adapter.parent / "base"
-    base = smoke_base if (smoke_base / "config.json").exists() else PeftConfig.from_pretrained(adapter).base_model_name_or_path
+    # Never Unsloth's pre-quantised base: a 4-bit merge is what llama.cpp and Ollama refuse.
+    base = base_model(adapter, recipe, sixteen_bit=True)
     # Known from the base's config, so a missing converter is reported before the long merge, not after it.
     architecture = AutoConfig.from_pretrained(base).architectures[0]
     needs_gguf = architecture not in OLLAMA_SAFETENSORS if gguf is None else gguf
@@ -109,14 +112,14 @@ def export(adapter: str | os.PathLike, recipe: ModelRecipe, out: str | os.PathLi
     # The Modelfile names the weights where they will be once the staging folder is swapped in.
     weights = out / "model.gguf" if needs_gguf else out / "merged"
     with atomic_dir(out) as staging:
-        merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).merge_and_unload()
+        merged = PeftModel.from_pretrained(load_base(base), adapter).merge_and_unload()
         merged.save_pretrained(staging / "merged")
         AutoTokenizer.from_pretrained(adapter).save_pretrained(staging / "merged")
         if converter is not None:
             subprocess.run([sys.executable, str(converter), str(staging / "merged"), "--outfile",
                             str(staging / weights.name), "--outtype", "q8_0"], check=True)
         (staging / "Modelfile").write_text(modelfile(str(weights.resolve()), recipe, system_prompt), encoding="utf-8")
-    return Export(out, weights, out / "Modelfile", architecture)
+    return Export(out, weights, out / "Modelfile", architecture, str(base))
 
 
 def _converter(architecture: str) -> Path:

@@ -28,6 +28,7 @@ from hibachi_lab.files import write_text_atomic
 from hibachi_lab.plan import Plan, dataset_tokens, make_plan
 from hibachi_lab.recipes import HardwareProfile, ModelRecipe
 from hibachi_lab.smoke import tiny_model, tiny_tokenizer
+from hibachi_lab.students import RECIPE_RECORD
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,8 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
     if not is_main_process():
         return result
     prepared.tokenizer.save_pretrained(str(out / "adapter"))
+    # What evaluate and export need to know about the adapter: its recipe (16-bit base, template settings).
+    write_text_atomic(out / "adapter" / RECIPE_RECORD, recipe.model_dump_json(indent=2))
     _write_card(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)
     if track:
         result.mlflow_run_id = _track(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)
@@ -405,6 +408,9 @@ def _require_cuda(hardware: HardwareProfile) -> None:
     if not torch.cuda.is_available():
         raise BadInput(f"hardware profile {hardware.name} needs a CUDA GPU and none is visible here; "
                        "use --hardware laptop-cpu (smoke models) or run on a GPU machine")
+    from hibachi_lab.gpu import require_kernels_for_this_gpu
+
+    require_kernels_for_this_gpu()
 
 
 # --------------------------------------------------------------------------- several GPUs (DDP)
