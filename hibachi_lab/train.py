@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -23,37 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from hibachi_lab import registry
+from hibachi_lab.chat_templates import TEMPLATES, THINK_BLOCK
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import write_text_atomic
 from hibachi_lab.plan import Plan, dataset_tokens, make_plan
 from hibachi_lab.recipes import HardwareProfile, ModelRecipe
-from hibachi_lab.smoke import tiny_model, tiny_tokenizer
+from hibachi_lab.smoke import CHATML_TEMPLATE, tiny_model, tiny_tokenizer
 from hibachi_lab.students import RECIPE_RECORD
 
 log = logging.getLogger(__name__)
 
-# Phi-4's and the R1 distills' own templates, with {% generation %} around what the assistant says
-# (TRL patches Qwen2.5/Qwen3/Phi-3 templates itself, not these).
-PHI4_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message.role == 'assistant' %}<|im_start|>assistant<|im_sep|>"
-    "{% generation %}{{ message.content }}<|im_end|>{% endgeneration %}"
-    "{% else %}<|im_start|>{{ message.role }}<|im_sep|>{{ message.content }}<|im_end|>{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant<|im_sep|>{% endif %}"
-)
-DEEPSEEK_R1_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}{% if message.role == 'system' %}{{ message.content }}{% endif %}"
-    "{% endfor %}"
-    "{% for message in messages %}"
-    "{% if message.role == 'user' %}<｜User｜>{{ message.content }}"
-    "{% elif message.role == 'assistant' %}<｜Assistant｜>"
-    "{% generation %}{{ message.content }}<｜end▁of▁sentence｜>{% endgeneration %}{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<｜Assistant｜>{% endif %}"
-)
-TEMPLATES = {"phi4": PHI4_TEMPLATE, "deepseek_r1": DEEPSEEK_R1_TEMPLATE}
-THINK_BLOCK = re.compile(r"<think>.*?</think>\s*", re.DOTALL)
+
+
+def training_template(recipe: ModelRecipe) -> str | None:
+    """The chat template a recipe trains (and generates) with: hibachi-lab's for the real families (tools,
+    tool calls, {% generation %} markers), the smoke models' ChatML otherwise; None keeps the tokenizer's."""
+    if recipe.chat_template.generation_markers:
+        return TEMPLATES[recipe.chat_template.generation_markers]
+    return CHATML_TEMPLATE if recipe.smoke else None
 
 
 @dataclass
@@ -128,8 +114,9 @@ def load_tokenizer(recipe: ModelRecipe, out: Path, texts: list[str], resuming: b
                      else tiny_tokenizer(texts))
     else:
         tokenizer = AutoTokenizer.from_pretrained(recipe.hub_id)
-    if recipe.chat_template.generation_markers:
-        tokenizer.chat_template = TEMPLATES[recipe.chat_template.generation_markers]
+    template = training_template(recipe)
+    if template:
+        tokenizer.chat_template = template
     return tokenizer
 
 
