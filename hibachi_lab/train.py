@@ -205,12 +205,31 @@ def _load_peft_base(recipe: ModelRecipe, plan: Plan) -> Any:
     return AutoModelForCausalLM.from_pretrained(recipe.hub_id, **kwargs)
 
 
-def _load_unsloth(recipe: ModelRecipe, plan: Plan, tokenizer: Any) -> Any:
+# Modules Unsloth patches when it is imported: imported before it, they run unpatched (Unsloth warns).
+UNSLOTH_PATCHES = ("transformers", "trl", "peft")
+
+
+def import_backend(backend: str) -> None:
+    """Import Unsloth first when it is the backend: it must come before transformers, TRL and PEFT."""
+    if backend != "unsloth":
+        return
+    early = [name for name in UNSLOTH_PATCHES if name in sys.modules]
     try:
-        from unsloth import FastLanguageModel
+        import unsloth  # noqa: F401
     except ImportError as exc:
-        raise BadInput(f"backend unsloth: {exc}. Install with `pip install -e \".[unsloth]\"` on a CUDA machine, "
-                       "or pass --backend peft") from None
+        raise BadInput(f"backend unsloth: {exc}. Install with `pip install \"hibachi-lab[unsloth]\"` on a CUDA "
+                       "machine, or pass --backend peft") from None
+    except (NotImplementedError, RuntimeError) as exc:  # e.g. no GPU it can use
+        raise BadInput(f"backend unsloth: {exc}; pass --backend peft") from None
+    if early:
+        log.warning("unsloth was imported after %s, so its patches are not applied there; start a fresh process "
+                    "(or kernel) and train before importing them", ", ".join(early))
+
+
+def _load_unsloth(recipe: ModelRecipe, plan: Plan, tokenizer: Any) -> Any:
+    import_backend("unsloth")
+    from unsloth import FastLanguageModel
+
     model, _ = FastLanguageModel.from_pretrained(
         model_name=recipe.unsloth_id, max_seq_length=plan.sequence_length, load_in_4bit=plan.weight_bits == 4,
         dtype=None)
@@ -254,13 +273,14 @@ class Prepared:
 def prepare(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: Path,
             settings: TrainSettings) -> Prepared:
     """Plan, load the data and the model, and build the SFT trainer (nothing trained yet)."""
+    tokens, longest = dataset_tokens(dataset_dir)
+    plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
+    import_backend(plan.backend)  # before anything imports transformers, TRL or PEFT
+    if hardware.device == "cuda":
+        _require_cuda(hardware)
     from peft import LoraConfig
     from trl import SFTTrainer
 
-    tokens, longest = dataset_tokens(dataset_dir)
-    plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
-    if hardware.device == "cuda":
-        _require_cuda(hardware)
     train_split, eval_split, summary = load_splits(dataset_dir)
     out.mkdir(parents=True, exist_ok=True)
     resume_from = claim_output(out, run_identity(recipe, hardware, plan, summary, settings), settings)
@@ -527,14 +547,15 @@ def train_and_evaluate(recipe: ModelRecipe, hardware: HardwareProfile, dataset_d
                        work_dir: str | os.PathLike, max_steps: int | None = None, save_steps: int = 50,
                        max_new_tokens: int = 256) -> tuple[TrainResult, dict[str, Any]]:
     """What the Kaggle and Colab notebooks run: train (continuing a run a session cut short), then the gate."""
-    from hibachi_lab import BUNDLED_PROBES, CONFIGS, evaluate
-    from hibachi_lab.records import read_jsonl
-    from hibachi_lab.similarity import ProbePair, SimilarityEngine
-
     out = Path(work_dir) / f"{recipe.name}-{hardware.name}"
     resume = last_checkpoint(out / "checkpoints") is not None
     result = train(recipe, hardware, dataset_dir, out,
                    TrainSettings(max_steps=max_steps, save_steps=save_steps, resume=resume))
+    # Only now: evaluation imports transformers, which must come after Unsloth.
+    from hibachi_lab import BUNDLED_PROBES, CONFIGS, evaluate
+    from hibachi_lab.records import read_jsonl
+    from hibachi_lab.similarity import ProbePair, SimilarityEngine
+
     decision = evaluate.run_evaluation(
         dataset_dir, out / "evaluation", SimilarityEngine(),
         evaluate.PromotionConfig.from_yaml(CONFIGS / "promotion.yaml"), read_jsonl(BUNDLED_PROBES, ProbePair),

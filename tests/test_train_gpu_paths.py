@@ -145,3 +145,43 @@ def test_plan_with_a_dataset_reports_the_measured_longest_example_and_how_many_d
     text = " ".join(result.output.split())
     assert "longest example (measured)" in text and "examples over max_seq_length" in text
     assert "train refuses them rather than cut their answers off" in text
+
+
+# --------------------------------------------------------------------------- Unsloth first
+
+
+STUB_UNSLOTH = '''
+import json, os, sys
+with open(os.environ["UNSLOTH_STUB_RECORD"], "w") as record:
+    json.dump([name for name in ("transformers", "trl", "peft") if name in sys.modules], record)
+'''
+
+
+@pytest.mark.parametrize("entry", ["cli", "notebook"])
+def test_unsloth_is_imported_before_transformers_trl_and_peft(entry, built, tmp_path):
+    """A stub `unsloth` records what was already imported when it was; the run then stops at the missing GPU."""
+    import os
+    import subprocess
+
+    dataset, _ = built
+    stub = tmp_path / "stub" / "unsloth"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(STUB_UNSLOTH)
+    record = tmp_path / "imported-before-unsloth.json"
+    root = Path(__file__).resolve().parent.parent
+    env = os.environ | {"PYTHONPATH": f"{stub.parent}{os.pathsep}{root}", "UNSLOTH_STUB_RECORD": str(record),
+                        "CUDA_VISIBLE_DEVICES": ""}
+    if entry == "cli":
+        command = [sys.executable, "-m", "hibachi_lab.cli", "train", "--model", "qwen3-8b", "--hardware", "colab-t4",
+                   "--dataset", str(dataset), "--out", str(tmp_path / "run"), "--no-mlflow"]
+    else:  # what the notebooks run, after their plan cell
+        command = [sys.executable, "-c",
+                   "from hibachi_lab import plan, train\n"
+                   "from hibachi_lab.recipes import load_hardware, load_recipe\n"
+                   "recipe, hardware = load_recipe('qwen3-8b'), load_hardware('colab-t4')\n"
+                   f"tokens, longest = plan.dataset_tokens({str(dataset)!r})\n"
+                   "print(plan.make_plan(recipe, hardware, tokens, longest).summary_line())\n"
+                   f"train.train_and_evaluate(recipe, hardware, {str(dataset)!r}, {str(tmp_path)!r}, max_steps=1)\n"]
+    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert "needs a CUDA GPU" in finished.stderr, finished.stderr[-2000:]
+    assert json.loads(record.read_text()) == []
