@@ -200,9 +200,19 @@ def _load_peft_base(recipe: ModelRecipe, plan: Plan) -> Any:
     if plan.weight_bits == 4:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
-    if plan.multi_gpu == "model_split":
-        kwargs["device_map"] = "auto"
+    if plan_device_map(plan) is not None:
+        kwargs["device_map"] = plan_device_map(plan)
     return AutoModelForCausalLM.from_pretrained(recipe.hub_id, **kwargs)
+
+
+def plan_device_map(plan: Plan) -> Any:
+    """Where the base model goes: split across the cards ("auto"), else whole on this process's GPU (under DDP
+    each rank its own, LOCAL_RANK; without that every rank loads onto cuda:0), None on the CPU."""
+    if plan.precision == "fp32":  # the CPU profile
+        return None
+    if plan.multi_gpu == "model_split":
+        return "auto"
+    return {"": local_rank() or 0}
 
 
 # Modules Unsloth patches when it is imported: imported before it, they run unpatched (Unsloth warns).
@@ -232,7 +242,7 @@ def _load_unsloth(recipe: ModelRecipe, plan: Plan, tokenizer: Any) -> Any:
 
     model, _ = FastLanguageModel.from_pretrained(
         model_name=recipe.unsloth_id, max_seq_length=plan.sequence_length, load_in_4bit=plan.weight_bits == 4,
-        dtype=None)
+        dtype=None, device_map=plan_device_map(plan))
     lora = recipe.lora
     model = FastLanguageModel.get_peft_model(
         model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,

@@ -185,3 +185,38 @@ def test_unsloth_is_imported_before_transformers_trl_and_peft(entry, built, tmp_
     finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert "needs a CUDA GPU" in finished.stderr, finished.stderr[-2000:]
     assert json.loads(record.read_text()) == []
+
+
+# --------------------------------------------------------------------------- one GPU per DDP rank
+
+
+@pytest.mark.parametrize("rank, expected", [(None, {"": 0}), ("0", {"": 0}), ("1", {"": 1})])
+def test_each_ddp_rank_loads_the_4_bit_base_on_its_own_gpu(rank, expected, monkeypatch):
+    import transformers
+
+    if rank is None:
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_RANK", rank)
+    loaded = {}
+
+    class Recorder:
+        @staticmethod
+        def from_pretrained(name, **kwargs):
+            loaded.update(kwargs, name=name)
+            return "model"
+
+    monkeypatch.setattr(transformers, "AutoModelForCausalLM", Recorder)
+    chosen = train.make_plan(load_recipe("qwen3-8b"), T4X2, backend="peft")
+    assert chosen.multi_gpu == "ddp" and chosen.weight_bits == 4
+    assert train._load_peft_base(load_recipe("qwen3-8b"), chosen) == "model"
+    assert loaded["device_map"] == expected and loaded["name"] == "Qwen/Qwen3-8B"
+    assert loaded["quantization_config"].load_in_4bit
+
+
+def test_a_model_split_across_cards_and_the_cpu_keep_their_placement():
+    cpu_plan = train.make_plan(load_recipe("qwen3-tiny"), load_hardware("laptop-cpu"))
+    assert train.plan_device_map(cpu_plan) is None
+    split = train.make_plan(load_recipe("qwen3-8b"), T4X2, backend="peft")
+    split.multi_gpu = "model_split"
+    assert train.plan_device_map(split) == "auto"
