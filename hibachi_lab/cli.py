@@ -811,7 +811,7 @@ def ollama_export(
         console.print(f"created Ollama model {name} from {len(files)} file(s); evaluate it with: "
                       f"hibachi-lab evaluate --ollama {name} --dataset DIR --out DIR")
     else:
-        console.print(f"create it with: ollama create NAME -f {exported.modelfile}")
+        console.print(f"create it with: {ollama.create_command(exported)}", highlight=False)
 
 
 @app.command()

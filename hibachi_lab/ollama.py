@@ -47,6 +47,11 @@ FORMATS = {
     "deepseek_r1": (DEEPSEEK_R1, ["<｜end▁of▁sentence｜>", "<｜User｜>"]),
 }
 DEFAULT_HOST = "http://localhost:11434"
+# One quantisation for every recipe's Ollama model: q8_0 (near the 16-bit quality, half its size). GGUF files are
+# written q8_0 by llama.cpp's converter (Ollama does not quantise a GGUF on import); merged safetensors folders
+# are quantised to q8_0 by Ollama when the model is created.
+QUANTIZATION = "q8_0"
+NUM_CTX = 4096
 # Architectures whose merged safetensors folder Ollama imports directly.
 OLLAMA_SAFETENSORS = {"Phi3ForCausalLM", "Qwen2ForCausalLM", "LlamaForCausalLM", "GemmaForCausalLM",
                       "Gemma2ForCausalLM", "MistralForCausalLM"}
@@ -75,7 +80,7 @@ def chat_format(recipe: ModelRecipe) -> tuple[str, list[str]]:
 def modelfile(source: str, recipe: ModelRecipe, system_prompt: str) -> str:
     template, stops = chat_format(recipe)
     lines = [f"FROM {source}", f'TEMPLATE """{template}"""', f'SYSTEM """{system_prompt}"""',
-             "PARAMETER temperature 0", "PARAMETER num_ctx 4096"]
+             "PARAMETER temperature 0", f"PARAMETER num_ctx {NUM_CTX}"]
     lines += [f'PARAMETER stop "{stop}"' for stop in stops]
     return "\n".join(lines) + "\n"
 
@@ -117,7 +122,7 @@ def export(adapter: str | os.PathLike, recipe: ModelRecipe, out: str | os.PathLi
         AutoTokenizer.from_pretrained(adapter).save_pretrained(staging / "merged")
         if converter is not None:
             subprocess.run([sys.executable, str(converter), str(staging / "merged"), "--outfile",
-                            str(staging / weights.name), "--outtype", "q8_0"], check=True)
+                            str(staging / weights.name), "--outtype", QUANTIZATION], check=True)
         (staging / "Modelfile").write_text(modelfile(str(weights.resolve()), recipe, system_prompt), encoding="utf-8")
     return Export(out, weights, out / "Modelfile", architecture, str(base))
 
@@ -147,6 +152,19 @@ def create(name: str, exported: Export, recipe: ModelRecipe, system_prompt: str)
     template, stops = chat_format(recipe)
     with connected() as ollama:
         digests = {path.name: ollama.create_blob(path) for path in files}
+        # The same parameters as the Modelfile's, and the same quantisation whatever the weights' format.
         ollama.create(model=name, files=digests, template=template, system=system_prompt,
-                      parameters={"temperature": 0, "stop": stops})
+                      parameters={"temperature": 0, "num_ctx": NUM_CTX, "stop": stops},
+                      quantize=create_quantization(exported))
     return list(digests)
+
+
+def create_quantization(exported: Export) -> str | None:
+    """What Ollama should quantise to when creating the model: the merged 16-bit folder to QUANTIZATION; a GGUF
+    is already QUANTIZATION (Ollama does not quantise GGUF on import)."""
+    return None if exported.weights.suffix == ".gguf" else QUANTIZATION
+
+
+def create_command(exported: Export, name: str = "NAME") -> str:
+    quantize = create_quantization(exported)
+    return f"ollama create {name} -f {exported.modelfile}" + (f" --quantize {quantize}" if quantize else "")

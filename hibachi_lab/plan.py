@@ -55,12 +55,23 @@ class Plan:
     # Measured with the recipe's tokenizer and chat template (train.measure): examples, longest, total,
     # sequence_length, over (examples that do not fit max_seq_length). None: not measured.
     lengths: dict[str, int] | None = None
+    hardware_devices: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def replicas(self) -> int:
+        """Processes that each train on their own batches (DDP: one per card)."""
+        return int(self.hardware_devices) if self.multi_gpu == "ddp" else 1
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.gradient_accumulation * self.replicas
+
     def summary_line(self) -> str:
-        split = f", {self.multi_gpu}" if self.multi_gpu else ""
+        split = f", {self.multi_gpu} x {self.replicas}" if self.multi_gpu == "ddp" else (
+            f", {self.multi_gpu}" if self.multi_gpu else "")
         return (f"{self.backend}, {self.weight_bits}-bit weights, {self.precision}, batch {self.batch_size} x "
                 f"{self.gradient_accumulation} accumulation{split}, {self.memory_gb['total']:.1f} GB per device, "
                 f"~{self.hours_per_epoch:.1f} h/epoch")
@@ -113,11 +124,13 @@ def make_plan(recipe: ModelRecipe, hardware: HardwareProfile, dataset_tokens: in
         warnings.append("CPU training of a real model is very slow; use it for checks, a GPU for students")
     return Plan(
         model=recipe.name, hardware=hardware.name, backend=chosen_backend, weight_bits=bits, precision=precision,
-        batch_size=batch, gradient_accumulation=max(1, EFFECTIVE_BATCH // batch), sequence_length=sequence,
+        # The effective batch is EFFECTIVE_BATCH however many cards share it: DDP's replicas each add a batch.
+        batch_size=batch, gradient_accumulation=max(1, EFFECTIVE_BATCH // (batch * speedup)),
+        sequence_length=sequence,
         multi_gpu=multi_gpu, memory_gb=memory,
         weights_gb_at_bits={b: round(recipe.params * b / 8 / GB, 1) for b in (4, 8, 16)},
         lora_parameters=recipe.lora_params(), tokens_per_epoch=tokens, tokens_assumed=dataset_tokens is None,
-        hours_per_epoch=round(hours, 2), warnings=warnings,
+        hours_per_epoch=round(hours, 2), warnings=warnings, hardware_devices=hardware.devices,
     )
 
 

@@ -516,18 +516,34 @@ def _train_on_all_gpus(recipe: ModelRecipe, hardware: HardwareProfile, dataset_d
 # --------------------------------------------------------------------------- outputs
 
 
+def trained_base(recipe: ModelRecipe, plan: Plan) -> str:
+    """The checkpoint the adapter was trained on: Unsloth's pre-quantised upload under Unsloth."""
+    if plan.backend == "unsloth" and recipe.unsloth_id:
+        return recipe.unsloth_id
+    return recipe.hub_id or f"{recipe.family} (built from config)"
+
+
+def trained_targets(recipe: ModelRecipe, plan: Plan) -> list[str]:
+    """The LoRA targets the run used: Unsloth's Phi-4 has Llama module names, so its own list."""
+    if plan.backend == "unsloth" and recipe.unsloth_target_modules:
+        return recipe.unsloth_target_modules
+    return recipe.lora.target_modules
+
+
 def _write_card(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan, summary: dict,
                 result: TrainResult, eval_loss: float | None) -> None:
     kind = ("**A smoke model: randomly initialised, a pipeline check, not a student. Its answers mean nothing.**"
-            if recipe.smoke else f"LoRA adapter for `{recipe.hub_id}`.")
+            if recipe.smoke else f"LoRA adapter for `{trained_base(recipe, plan)}`.")
     first, last = (result.losses[0][1], result.losses[-1][1]) if result.losses else (None, None)
+    merged_onto = f" (merged for Ollama onto {recipe.hub_id})" if trained_base(recipe, plan) != recipe.hub_id and recipe.hub_id else ""
     lines = [
         f"# {recipe.name} student adapter", "", kind, "",
-        f"- base: {recipe.hub_id or recipe.family + ' (built from config)'}; Ollama base: {recipe.ollama_base}",
+        f"- base: {trained_base(recipe, plan)}{merged_onto}; Ollama base: {recipe.ollama_base}",
         f"- hardware profile: {hardware.name}; backend {plan.backend}; {plan.weight_bits}-bit weights, {plan.precision}",
         (f"- LoRA r={recipe.lora.r}, alpha={recipe.lora.alpha}, dropout={recipe.lora.dropout}, "
-        f"targets {', '.join(recipe.lora.target_modules)}"),
-        f"- batch {plan.batch_size} x {plan.gradient_accumulation} accumulation, sequence {plan.sequence_length}",
+        f"targets {', '.join(trained_targets(recipe, plan))}"),
+        (f"- batch {plan.batch_size} x {plan.gradient_accumulation} accumulation x {plan.replicas} GPU(s) = "
+         f"{plan.effective_batch} per step, sequence {plan.sequence_length}"),
         f"- dataset digest {summary.get('digest', '?')}; {summary['per_split']['train']:,} training examples",
         (f"- steps {result.global_step} (resumed from {result.resumed_from_step}); loss {first} -> {last}; "
         f"eval loss {eval_loss}"),
@@ -539,10 +555,10 @@ def _write_card(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan:
 
 def _track(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan, summary: dict,
            result: TrainResult, eval_loss: float | None) -> str:
-    params = {"recipe": recipe.name, "hub_id": recipe.hub_id, "smoke": recipe.smoke, "hardware": hardware.name,
-              "backend": plan.backend, "plan": json.dumps(plan.to_dict()), "dataset_digest": summary.get("digest"),
-              "lora_r": recipe.lora.r, "lora_alpha": recipe.lora.alpha,
-              "target_modules": ",".join(recipe.lora.target_modules)}
+    params = {"recipe": recipe.name, "hub_id": recipe.hub_id, "base": trained_base(recipe, plan), "smoke": recipe.smoke,
+              "hardware": hardware.name, "backend": plan.backend, "plan": json.dumps(plan.to_dict()),
+              "dataset_digest": summary.get("digest"), "lora_r": recipe.lora.r, "lora_alpha": recipe.lora.alpha,
+              "target_modules": ",".join(trained_targets(recipe, plan)), "effective_batch": plan.effective_batch}
     metrics = {"final_loss": result.losses[-1][1] if result.losses else None, "eval_loss": eval_loss,
                "tokens_per_second": result.tokens_per_second, "peak_memory_gb": result.peak_memory_gb,
                "global_step": result.global_step}
