@@ -650,6 +650,21 @@ def _print_plan(chosen) -> None:
     console.print(table)
     for warning in chosen.warnings:
         console.print(f"[yellow]note:[/] {warning}", highlight=False)
+    _print_reference(chosen.model)
+
+
+def _print_reference(model: str) -> None:
+    """Our memory estimate beside Unsloth's published need, under its conditions (QLoRA, batch 1, short sequences)."""
+    from hibachi_lab import plan as planner
+
+    table = Table(title=f"Memory model vs Unsloth's published QLoRA needs (batch 1, {planner.REFERENCE_SEQUENCE} tokens)")
+    for column in ("model", "Unsloth reference", "hibachi-lab estimate", "ratio"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for row in planner.reference_table():
+        marker = " <" if row["model"] == model else ""
+        table.add_row(row["model"] + marker, f"~{row['unsloth_gb']:g} GB", f"{row['hibachi_gb']:.1f} GB",
+                      f"{row['ratio']:.2f}")
+    console.print(table)
 
 
 @app.command("train")

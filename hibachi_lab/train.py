@@ -264,7 +264,9 @@ def sft_config(plan: Plan, settings: TrainSettings, out: Path, hardware: Hardwar
         bf16=plan.precision == "bf16", fp16=plan.precision == "fp16", use_cpu=hardware.device == "cpu",
         assistant_only_loss=True, max_length=plan.sequence_length, packing=settings.packing,
         packing_strategy="bfd", gradient_checkpointing=hardware.device == "cuda", report_to=[], seed=settings.seed,
-        dataset_num_proc=None, eval_strategy="no", optim="adamw_torch",
+        dataset_num_proc=None, eval_strategy="no",
+        # Unsloth's recipe (and the planner's memory model for it): 8-bit Adam from bitsandbytes, which it installs.
+        optim="adamw_8bit" if plan.backend == "unsloth" else "adamw_torch",
     )
 
 

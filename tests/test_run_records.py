@@ -73,3 +73,46 @@ def test_ollama_models_get_the_modelfiles_num_ctx_and_one_quantisation(built, tm
     # A GGUF is written q8_0 by the converter; Ollama is not asked to quantise it again.
     gguf = ollama.Export(tmp_path, tmp_path / "model.gguf", tmp_path / "Modelfile", "Qwen3ForCausalLM", "base")
     assert ollama.create_quantization(gguf) is None and "--quantize" not in ollama.create_command(gguf)
+
+
+# --------------------------------------------------------------------------- the memory model
+
+
+def test_the_memory_model_is_within_30_percent_of_unsloths_published_needs():
+    rows = plan.reference_table()
+    assert {row["model"] for row in rows} >= {"deepseek-r1-7b", "qwen3-8b", "phi-4", "qwen3-32b"}
+    for row in rows:
+        assert 0.7 <= row["ratio"] <= 1.3, row
+
+
+def test_7b_and_8b_students_fit_an_8_gb_gpu():
+    gpu8 = load_hardware("laptop-gpu-8gb")
+    r1 = plan.make_plan(load_recipe("deepseek-r1-7b"), gpu8)
+    assert r1.backend == "unsloth" and r1.weight_bits == 4 and r1.memory_gb["total"] <= 8 * 0.9
+    qwen = plan.make_plan(load_recipe("qwen3-8b"), gpu8, sequence_length=1024)
+    assert qwen.memory_gb["total"] <= 8 * 0.9
+    assert plan.longest_sequence_that_fits(load_recipe("qwen3-8b"), gpu8) >= 1024
+    with pytest.raises(plan.BadInput, match="fits with sequences up to 1344 tokens"):
+        plan.make_plan(load_recipe("qwen3-8b"), gpu8)
+
+
+def test_a_model_split_across_cards_trains_with_peft_not_unsloth():
+    split = plan.make_plan(load_recipe("qwen3-32b"), load_hardware("kaggle-t4x2"), sequence_length=512)
+    assert split.multi_gpu == "model_split" and split.backend == "peft"
+
+
+def test_plan_prints_the_unsloth_reference_beside_its_estimate():
+    from typer.testing import CliRunner
+
+    from hibachi_lab.cli import app
+
+    result = CliRunner().invoke(app, ["plan", "--model", "deepseek-r1-7b", "--hardware", "laptop-gpu-8gb"])
+    assert result.exit_code == 0, result.output
+    assert "Unsloth reference" in result.output and "hibachi-lab estimate" in result.output
+
+
+def test_the_readme_reference_table_is_what_the_planner_says():
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for row in plan.reference_table():
+        assert (f"| {row['model']} | {row['params_billion']:g} | ~{row['unsloth_gb']:g} | {row['hibachi_gb']:.1f} | "
+                f"{row['ratio']:.2f} |") in text
