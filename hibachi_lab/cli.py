@@ -686,6 +686,9 @@ def train_command(
     backend: Annotated[str | None, typer.Option(help="Force unsloth or peft (default: unsloth where it runs).")]
     = None,
     seed: Annotated[int, typer.Option(help="Random seed (data order, LoRA init).")] = 2026,
+    resume_from: Annotated[Path | None, typer.Option(
+        help="Continue from checkpoints kept elsewhere, e.g. an earlier session's checkpoints/ attached as a Kaggle "
+             "input: copied into OUT/checkpoints (same model, dataset and settings only).")] = None,
     no_mlflow: NoMlflow = False,
 ) -> None:
     """Fine-tune a LoRA adapter on a built dataset (Unsloth on a capable GPU, PEFT + TRL elsewhere)."""
@@ -697,7 +700,7 @@ def train_command(
         console.print(f"[yellow]{recipe.name} is a smoke model: a pipeline check, not a student.[/]")
     settings = trainer.TrainSettings(max_steps=max_steps, epochs=epochs, learning_rate=learning_rate,
                                      save_steps=save_steps, packing=packing, resume=resume, backend=backend,
-                                     overwrite=overwrite, seed=seed)
+                                     overwrite=overwrite, seed=seed, resume_from=resume_from)
     result = trainer.train(recipe, load_hardware(hardware), dataset, out, settings, track=not no_mlflow)
     _print_plan(result.plan)
     first, last = (result.losses[0][1], result.losses[-1][1]) if result.losses else (float("nan"),) * 2

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,9 @@ class TrainSettings:
     resume: bool = False
     backend: str | None = None
     overwrite: bool = False  # discard the checkpoints of another run in the output folder
+    # A checkpoint kept elsewhere (a Kaggle input holding an earlier session's checkpoints): copied into the
+    # output folder and continued from, as --resume does (same model, dataset and settings only).
+    resume_from: Path | None = None
 
 
 @dataclass
@@ -319,6 +322,10 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
     """Plan, then train a LoRA adapter; writes out/adapter, out/README.md and an MLflow run."""
     settings = settings or TrainSettings()
     out = Path(out)
+    if settings.resume_from is not None:
+        if is_main_process():
+            adopt_checkpoint(settings.resume_from, out)
+        settings = replace(settings, resume=True, resume_from=None)
     tokens, longest = dataset_tokens(dataset_dir)
     first_plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
     if _wants_all_gpus(first_plan, hardware):
@@ -414,6 +421,48 @@ def claim_output(out: Path, identity: dict[str, Any], settings: TrainSettings) -
                        "continue it, --overwrite to discard them and start over, or another --out")
     write_text_atomic(record, json.dumps(identity, indent=2))
     return last
+
+
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("-")[-1])
+
+
+def adopt_checkpoint(source: str | os.PathLike, out: Path) -> Path:
+    """Copy the newest checkpoint under ``source`` (a checkpoint-N folder, the checkpoints/ folder of a run, or
+    the run folder) into ``out/checkpoints`` with the run record that says what it was trained from; returns
+    the checkpoint to continue from. Attached inputs are read-only: nothing is written there. A newer
+    checkpoint already in ``out`` (this session got further) is kept."""
+    source = Path(source)
+    if (source / "checkpoints").is_dir():
+        source = source / "checkpoints"
+    if (source / "trainer_state.json").exists():
+        found, record = [source], source.parent / RUN_RECORD
+    else:
+        found, record = sorted(source.glob("checkpoint-*"), key=_step), source / RUN_RECORD
+    found = [path for path in found if (path / "trainer_state.json").exists()]
+    if not found:
+        raise BadInput(f"--resume-from {source}: no checkpoint there (a checkpoint-N folder with trainer_state.json, "
+                       "or the checkpoints/ folder of a run)")
+    if not record.exists():
+        raise BadInput(f"--resume-from {source}: no {RUN_RECORD} beside the checkpoint saying what it was trained "
+                       "from; attach the whole checkpoints/ folder of the run")
+    newest, checkpoints = found[-1], out / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    local_record = checkpoints / RUN_RECORD
+    if local_record.exists() and json.loads(local_record.read_text()) != json.loads(record.read_text()):
+        raise BadInput(f"--resume-from {source}: {checkpoints} already holds another run's checkpoints; use "
+                       "another --out")
+    here = last_checkpoint(checkpoints)
+    if here is not None and _step(here) >= _step(newest):
+        log.warning("%s is at step %d, past %s: continuing from it", here, _step(here), newest)
+        return here
+    staging = Path(tempfile.mkdtemp(prefix=".adopt-", dir=checkpoints))
+    shutil.copytree(newest, staging / newest.name)
+    (staging / newest.name).replace(checkpoints / newest.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    if not local_record.exists():
+        write_text_atomic(local_record, record.read_text())
+    return checkpoints / newest.name
 
 
 def last_checkpoint(folder: Path) -> Path | None:
@@ -573,12 +622,15 @@ def _track(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan
 
 def train_and_evaluate(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike,
                        work_dir: str | os.PathLike, max_steps: int | None = None, save_steps: int = 50,
-                       max_new_tokens: int = 256) -> tuple[TrainResult, dict[str, Any]]:
-    """What the Kaggle and Colab notebooks run: train (continuing a run a session cut short), then the gate."""
+                       max_new_tokens: int = 256, resume_from: str | os.PathLike | None = None
+                       ) -> tuple[TrainResult, dict[str, Any]]:
+    """What the Kaggle and Colab notebooks run: train (continuing a run a session cut short, from the work folder
+    or from ``resume_from``, e.g. an earlier session's checkpoints attached as a Kaggle input), then the gate."""
     out = Path(work_dir) / f"{recipe.name}-{hardware.name}"
     resume = last_checkpoint(out / "checkpoints") is not None
     result = train(recipe, hardware, dataset_dir, out,
-                   TrainSettings(max_steps=max_steps, save_steps=save_steps, resume=resume))
+                   TrainSettings(max_steps=max_steps, save_steps=save_steps, resume=resume and resume_from is None,
+                                 resume_from=Path(resume_from) if resume_from else None))
     # Only now: evaluation imports transformers, which must come after Unsloth.
     from hibachi_lab import BUNDLED_PROBES, CONFIGS, evaluate
     from hibachi_lab.records import read_jsonl

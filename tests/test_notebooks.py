@@ -53,10 +53,14 @@ def fresh_kernel(tmp_path, monkeypatch) -> str:
     return "fresh"
 
 
-@pytest.mark.parametrize("name, extra", [("kaggle_train", {}), ("colab_train", {"USE_DRIVE": False})])
-def test_training_notebooks_install_plan_train_resume_and_gate_on_cpu(name, extra, built, tmp_path, fresh_kernel):
+@pytest.mark.parametrize("name, extra, resume_from_input", [("kaggle_train", {}, True),
+                                                             ("colab_train", {"USE_DRIVE": False}, False)])
+def test_training_notebooks_install_plan_train_resume_and_gate_on_cpu(name, extra, resume_from_input, built, tmp_path,
+                                                                       fresh_kernel):
     """The real install cell in a fresh kernel (clone, pip install, import in the same kernel), then run all
-    again as after a Kaggle session with Persistence on: the checkout is already there."""
+    again: the checkout is already there (Kaggle with Persistence on), and training continues from the work
+    folder (Colab's Drive) or, on Kaggle, from the first session's checkpoints attached as a read-only input in
+    a fresh work folder (a "Save Version" run keeps nothing in /kaggle/working)."""
     from .fresh_env import OFFLINE_PIP, copy_checkout
 
     out, _ = built
@@ -72,7 +76,12 @@ def test_training_notebooks_install_plan_train_resume_and_gate_on_cpu(name, extr
     assert "gate: FAILED" in text and "image/png" in text
     assert (tmp_path / "work" / "qwen3-tiny-student.zip").exists()
     # The session "ends" and the notebook runs again: no clone over the checkout, training continues.
-    again = outputs(execute(name, tmp_path, fresh_kernel, **(parameters | {"MAX_STEPS": 5}), **extra))
+    second = parameters | {"MAX_STEPS": 5}
+    if resume_from_input:
+        (tmp_path / "work-2").mkdir()
+        second |= {"WORK_DIR": str(tmp_path / "work-2"),
+                   "RESUME_FROM": str(tmp_path / "work" / "qwen3-tiny-laptop-cpu" / "checkpoints")}
+    again = outputs(execute(name, tmp_path, fresh_kernel, **second, **extra))
     assert "using the checkout already in" in again
     assert "trained to step 5 (resumed from 3)" in again or "trained to step 5 (resumed from 2)" in again
 

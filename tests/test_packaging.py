@@ -101,8 +101,9 @@ def test_the_installed_wheel_runs_from_another_folder(wheel, tmp_path):
     elsewhere.mkdir()
     env = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", HIBACHI_LAB_CACHE=str(tmp_path / "c"))
     where = subprocess.run(
-        [str(python), "-c", "import hibachi_lab, hibachi_lab.cli as c; print(hibachi_lab.CONFIGS); "
-         "print(c.SAMPLE_TRAFFIC.exists(), c.DEFAULT_PROMOTION.exists(), hibachi_lab.GATE_PROBES.exists())"],
+        [str(python), "-c", ("import hibachi_lab, hibachi_lab.cli as c; print(hibachi_lab.CONFIGS); "
+                             "print(c.SAMPLE_TRAFFIC.exists(), c.DEFAULT_PROMOTION.exists(), "
+                             "hibachi_lab.GATE_PROBES.exists())")],
         cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.split("\n")
     assert "site-packages/hibachi_lab/configs" in where[0] and where[1] == "True True True"
     cli = tmp_path / "venv" / "bin" / "hibachi-lab"

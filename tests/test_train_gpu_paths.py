@@ -175,14 +175,15 @@ def test_unsloth_is_imported_before_transformers_trl_and_peft(entry, built, tmp_
         command = [sys.executable, "-m", "hibachi_lab.cli", "train", "--model", "qwen3-8b", "--hardware", "colab-t4",
                    "--dataset", str(dataset), "--out", str(tmp_path / "run"), "--no-mlflow"]
     else:  # what the notebooks run, after their plan cell
-        command = [sys.executable, "-c",
+        command = [sys.executable, "-c", (
                    "from hibachi_lab import plan, train\n"
                    "from hibachi_lab.recipes import load_hardware, load_recipe\n"
                    "recipe, hardware = load_recipe('qwen3-8b'), load_hardware('colab-t4')\n"
                    f"tokens, longest = plan.dataset_tokens({str(dataset)!r})\n"
                    "print(plan.make_plan(recipe, hardware, tokens, longest).summary_line())\n"
-                   f"train.train_and_evaluate(recipe, hardware, {str(dataset)!r}, {str(tmp_path)!r}, max_steps=1)\n"]
-    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                   f"train.train_and_evaluate(recipe, hardware, {str(dataset)!r}, {str(tmp_path)!r}, max_steps=1)\n")]
+    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                              check=False)
     assert "needs a CUDA GPU" in finished.stderr, finished.stderr[-2000:]
     assert json.loads(record.read_text()) == []
 
@@ -220,3 +221,45 @@ def test_a_model_split_across_cards_and_the_cpu_keep_their_placement():
     split = train.make_plan(load_recipe("qwen3-8b"), T4X2, backend="peft")
     split.multi_gpu = "model_split"
     assert train.plan_device_map(split) == "auto"
+
+
+# --------------------------------------------------------------------------- resuming from an attached input
+
+
+@pytest.mark.parametrize("attach", ["checkpoints", "checkpoint", "run"])
+def test_a_run_continues_from_checkpoints_attached_read_only(attach, built, tmp_path):
+    """Kaggle "Save Version" keeps nothing in /kaggle/working: the last session's checkpoints come back as a
+    read-only input, and training goes on from there in a fresh output folder."""
+    import os
+    import shutil
+    import stat
+
+    dataset, _ = built
+    recipe, cpu = load_recipe("qwen3-tiny"), load_hardware("laptop-cpu")
+    first = tmp_path / "session-1"
+    train.train(recipe, cpu, dataset, first, train.TrainSettings(max_steps=2, save_steps=1), track=False)
+    attached = tmp_path / "kaggle-input"
+    shutil.copytree(first, attached)
+    for folder, _, files in os.walk(attached):
+        for name in files:
+            os.chmod(Path(folder) / name, stat.S_IREAD)
+    source = {"checkpoints": attached / "checkpoints", "checkpoint": attached / "checkpoints" / "checkpoint-2",
+              "run": attached}[attach]
+    resumed = train.train(recipe, cpu, dataset, tmp_path / "session-2",
+                          train.TrainSettings(max_steps=4, save_steps=1, resume_from=source), track=False)
+    assert resumed.resumed_from_step == 2 and resumed.global_step == 4
+    assert sorted(p.name for p in (attached / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+
+
+def test_resume_from_refuses_a_folder_without_checkpoints_or_run_record(tmp_path, built):
+    dataset, _ = built
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(train.BadInput, match="no checkpoint there"):
+        train.train(load_recipe("qwen3-tiny"), load_hardware("laptop-cpu"), dataset, tmp_path / "out",
+                    train.TrainSettings(max_steps=1, resume_from=tmp_path / "empty"), track=False)
+    lone = tmp_path / "lone" / "checkpoint-3"
+    lone.mkdir(parents=True)
+    (lone / "trainer_state.json").write_text("{}")
+    with pytest.raises(train.BadInput, match="no run.json beside the checkpoint"):
+        train.train(load_recipe("qwen3-tiny"), load_hardware("laptop-cpu"), dataset, tmp_path / "out",
+                    train.TrainSettings(max_steps=1, resume_from=lone), track=False)
