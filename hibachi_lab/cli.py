@@ -20,16 +20,16 @@ from rich.logging import RichHandler
 from rich.table import Table
 from typer.core import TyperGroup
 
-from hibachi_lab import BUNDLED_PROBES, GATE_PROBES, REPO_ROOT
+from hibachi_lab import BUNDLED_PROBES, CONFIGS, DATA, GATE_PROBES, REPO_ROOT
 from hibachi_lab.errors import BadInput
 
-SAMPLE_TRAFFIC = REPO_ROOT / "data" / "sample_traffic.jsonl"
-DEFAULT_PRICING = REPO_ROOT / "configs" / "pricing.yaml"
-DEFAULT_SIMILARITY = REPO_ROOT / "configs" / "similarity.yaml"
+SAMPLE_TRAFFIC = DATA / "sample_traffic.jsonl"
+DEFAULT_PRICING = CONFIGS / "pricing.yaml"
+DEFAULT_SIMILARITY = CONFIGS / "similarity.yaml"
 SIMILARITY_PROBES = BUNDLED_PROBES
-DEFAULT_PII = REPO_ROOT / "configs" / "pii.yaml"
-DEFAULT_DATASET = REPO_ROOT / "configs" / "dataset.yaml"
-DEFAULT_PROMOTION = REPO_ROOT / "configs" / "promotion.yaml"
+DEFAULT_PII = CONFIGS / "pii.yaml"
+DEFAULT_DATASET = CONFIGS / "dataset.yaml"
+DEFAULT_PROMOTION = CONFIGS / "promotion.yaml"
 
 console = Console()
 error_console = Console(stderr=True)
@@ -629,12 +629,28 @@ def plan(
 ) -> None:
     """Will this model train on this hardware? Memory, settings and time per epoch; refuses what cannot fit."""
     from hibachi_lab import plan as planner
+    from hibachi_lab import train as trainer
     from hibachi_lab.recipes import load_hardware, load_recipe
 
+    recipe = load_recipe(model)
     tokens, longest = planner.dataset_tokens(dataset)
-    chosen = planner.make_plan(load_recipe(model), load_hardware(hardware), tokens, longest, backend,
+    lengths = None
+    if dataset is not None:
+        try:
+            # The examples rendered as training renders them: the recipe's tokenizer, chat template and tools.
+            lengths = trainer.measured_lengths(recipe, dataset)
+            tokens, longest = lengths.total, lengths.sequence_length
+        except OSError as exc:  # the tokenizer is not in the local cache and the hub cannot be reached
+            console.print(f"[yellow]note:[/] lengths not measured with {recipe.hub_id}'s tokenizer ({exc}); the "
+                          "dataset's own estimate is used", highlight=False)
+    chosen = planner.make_plan(recipe, load_hardware(hardware), tokens, longest, backend,
                                planner.dataset_examples(dataset))
+    chosen.lengths = lengths.to_dict() if lengths else None
     _print_plan(chosen)
+    if lengths and lengths.over:
+        console.print(f"[bold red]{lengths.over:,} of {lengths.examples:,} training examples do not fit "
+                      f"max_seq_length {recipe.max_seq_length} with a {trainer.SEQUENCE_MARGIN}-token margin: "
+                      "train refuses them rather than cut their answers off[/]", highlight=False)
 
 
 def _print_plan(chosen) -> None:
@@ -643,6 +659,10 @@ def _print_plan(chosen) -> None:
     table.add_row("weights / precision", f"{chosen.weight_bits}-bit / {chosen.precision}")
     table.add_row("batch x accumulation", f"{chosen.batch_size} x {chosen.gradient_accumulation}")
     table.add_row("sequence length", str(chosen.sequence_length))
+    if chosen.lengths:
+        table.add_row("longest example (measured)", f"{chosen.lengths['longest']:,} tokens of "
+                      f"{chosen.lengths['examples']:,} examples, rendered with the chat template and tools")
+        table.add_row("examples over max_seq_length", f"{chosen.lengths['over']:,}")
     table.add_row("GPUs", chosen.multi_gpu or "one")
     table.add_row("weights at 4 / 8 / 16 bit", " / ".join(_gb(gb) for gb in chosen.weights_gb_at_bits.values()))
     table.add_row("LoRA parameters", f"{chosen.lora_parameters:,}")
@@ -656,6 +676,21 @@ def _print_plan(chosen) -> None:
     console.print(table)
     for warning in chosen.warnings:
         console.print(f"[yellow]note:[/] {warning}", highlight=False)
+    _print_reference(chosen.model)
+
+
+def _print_reference(model: str) -> None:
+    """Our memory estimate beside Unsloth's published need, under its conditions (QLoRA, batch 1, short sequences)."""
+    from hibachi_lab import plan as planner
+
+    table = Table(title=f"Memory model vs Unsloth's published QLoRA needs (batch 1, {planner.REFERENCE_SEQUENCE} tokens)")
+    for column in ("model", "Unsloth reference", "hibachi-lab estimate", "ratio"):
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for row in planner.reference_table():
+        marker = " <" if row["model"] == model else ""
+        table.add_row(row["model"] + marker, f"~{row['unsloth_gb']:g} GB", f"{row['hibachi_gb']:.1f} GB",
+                      f"{row['ratio']:.2f}")
+    console.print(table)
 
 
 def _gb(gb: float) -> str:
@@ -689,6 +724,10 @@ def train_command(
     = False,
     backend: Annotated[str | None, typer.Option(help="Force unsloth or peft (default: unsloth where it runs).")]
     = None,
+    seed: Annotated[int, typer.Option(help="Random seed (data order, LoRA init).")] = 2026,
+    resume_from: Annotated[Path | None, typer.Option(
+        help="Continue from checkpoints kept elsewhere, e.g. an earlier session's checkpoints/ attached as a Kaggle "
+             "input: copied into OUT/checkpoints (same model, dataset and settings only).")] = None,
     no_mlflow: NoMlflow = False,
 ) -> None:
     """Fine-tune a LoRA adapter on a built dataset (Unsloth on a capable GPU, PEFT + TRL elsewhere)."""
@@ -700,7 +739,7 @@ def train_command(
         console.print(f"[yellow]{recipe.name} is a smoke model: a pipeline check, not a student.[/]")
     settings = trainer.TrainSettings(max_steps=max_steps, epochs=epochs, learning_rate=learning_rate,
                                      save_steps=save_steps, packing=packing, resume=resume, backend=backend,
-                                     overwrite=overwrite)
+                                     overwrite=overwrite, seed=seed, resume_from=resume_from)
     result = trainer.train(recipe, load_hardware(hardware), dataset, out, settings, track=not no_mlflow)
     _print_plan(result.plan)
     first, last = (result.losses[0][1], result.losses[-1][1]) if result.losses else (float("nan"),) * 2
@@ -831,7 +870,7 @@ def ollama_export(
         console.print(f"created Ollama model {name} from {len(files)} file(s); evaluate it with: "
                       f"hibachi-lab evaluate --ollama {name} --dataset DIR --out DIR")
     else:
-        console.print(f"create it with: ollama create NAME -f {exported.modelfile}")
+        console.print(f"create it with: {ollama.create_command(exported)}", highlight=False)
 
 
 @app.command()
@@ -859,7 +898,7 @@ def demo(
 
     console.rule("Step 2: router replay, production (seed) vs word-boundary keywords")
     engine = _engine(DEFAULT_SIMILARITY)
-    routers = REPO_ROOT / "configs" / "router"
+    routers = CONFIGS / "router"
     replayed = replay_module.run_replay(
         result.dataset, [routers / "seed.yaml", routers / "word_boundary.yaml"], out / "replay_ab",
         Pricing.from_yaml(DEFAULT_PRICING), logs_description=str(logs), engine=engine,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import datasets
@@ -22,13 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
+from hibachi_lab import CONFIGS
 from hibachi_lab.config import StrictConfig, load_yaml_config
 from hibachi_lab.errors import BadInput
 from hibachi_lab.traffic import arrow_table, utc_times
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PRICING = Path(__file__).resolve().parent.parent / "configs" / "pricing.yaml"
+DEFAULT_PRICING = CONFIGS / "pricing.yaml"
 DAYS_PER_MONTH = 30.4
 # Worst first: a turn is as uncertain as its least certain member call.
 SOURCE_RANK = {"logged": 0, "shadow": 1, "estimated": 2}

@@ -302,13 +302,16 @@ class TokenCounter:
         self.templated = name is not None and bool(getattr(self.tokenizer, "chat_template", None))
 
     def count(self, messages: list[dict], tools: list[dict] | None) -> int:
-        if self.templated:
-            rendered = [{k: v for k, v in m.items() if v is not None} for m in messages]
-            return len(self.tokenizer.apply_chat_template(rendered, tools=tools or None, tokenize=True))
-        # No template: the texts plus a few tokens of role markup per message.
-        texts = [m["content"] or "" for m in messages] + [c["function"]["arguments"] for m in messages
-                                                           for c in (m.get("tool_calls") or [])]
-        return sum(len(ids) + 4 for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"])
+        """The example rendered with a chat template, tool schemas and tool calls included: the tokenizer's own
+        template, else (the stand-in) a ChatML one like the smoke models'. An estimate for the card; ``train``
+        and ``plan --dataset`` measure again with the recipe's tokenizer and template."""
+        from hibachi_lab.smoke import CHATML_TEMPLATE
+
+        rendered = [{k: v for k, v in m.items() if v is not None} for m in messages]
+        encoded = self.tokenizer.apply_chat_template(
+            rendered, tools=tools or None, tokenize=True, return_dict=True,
+            chat_template=None if self.templated else CHATML_TEMPLATE)
+        return len(encoded["input_ids"])
 
 
 def fit_length(messages: list[dict], sources: list[str], tools: list[dict] | None, counter: TokenCounter,
@@ -504,6 +507,12 @@ def _card(summary: dict[str, Any], splits: dict[str, pd.DataFrame]) -> Report:
     report.heading("Teacher sources")
     report.table(["teacher", "examples"], [[name, count] for name, count in summary["teacher_providers"].items()])
     report.paragraph(f"Examples with tool calls: {summary['tool_call_examples']:,}.")
+    report.paragraph(
+        f"Token lengths are counted with {summary['tokens']['tokenizer']}, each example rendered with a chat template "
+        "including its tool schemas and tool calls: an estimate unless that is the student's tokenizer. Before "
+        "training, `hibachi-lab plan --dataset` and `train` measure every example with the recipe's tokenizer and "
+        "template, report how many exceed its max_seq_length, and refuse to train rather than cut answers off."
+    )
     fig, axis = plt.subplots(figsize=(7, 3.2))
     axis.hist([frame["tokens"] for frame in splits.values()], bins=30, label=list(splits), stacked=True)
     axis.set_xlabel(f"tokens per example ({summary['tokens']['tokenizer']})")

@@ -106,29 +106,38 @@ def answers_from_adapter(adapter: str | os.PathLike, examples: list[dict],
                          settings: GenerationSettings) -> dict[str, StudentAnswer]:
     """Batched greedy generation with base + adapter (base: the smoke model saved beside it, or the hub id)."""
     import torch
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from hibachi_lab.chat_templates import strip_think
+    from hibachi_lab.students import adapter_recipe, base_model, load_base
 
     adapter = Path(adapter)
     if not (adapter / "adapter_config.json").exists():
         raise BadInput(f"{adapter}: no adapter_config.json; pass the adapter folder written by train (OUT/adapter)")
-    smoke_base = adapter.parent / "base"
-    base = smoke_base if (smoke_base / "config.json").exists() else PeftConfig.from_pretrained(adapter).base_model_name_or_path
+    # Generation may use the base the adapter names, Unsloth's 4-bit one included; on a GPU when there is one.
+    base = base_model(adapter, sixteen_bit=False)
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     tokenizer.padding_side = "left"
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).eval()
+    model = PeftModel.from_pretrained(load_base(base), adapter).eval()
+    # The template settings the student was trained with (Qwen3: thinking off, so the empty think block is
+    # prefilled as in training); think blocks never count as part of an answer.
+    recipe = adapter_recipe(adapter)
+    template_kwargs = ({"enable_thinking": recipe.chat_template.enable_thinking}
+                       if recipe and recipe.chat_template.enable_thinking is not None else {})
     answers = {}
     for start in range(0, len(examples), settings.batch_size):
         batch = examples[start : start + settings.batch_size]
         prompts = [tokenizer.apply_chat_template(prompt_messages(example), tools=_tools(example), tokenize=False,
-                                                 add_generation_prompt=True) for example in batch]
+                                                 add_generation_prompt=True, **template_kwargs) for example in batch]
         encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.no_grad():
             generated = model.generate(**encoded, max_new_tokens=settings.max_new_tokens, do_sample=False,
                                        pad_token_id=tokenizer.pad_token_id)
         for example, row in zip(batch, generated[:, encoded["input_ids"].shape[1] :], strict=True):
             prompt_id = example["prompt_id"]
-            answers[prompt_id] = reply_from_text(prompt_id, tokenizer.decode(row, skip_special_tokens=True).strip())
+            text = strip_think(tokenizer.decode(row, skip_special_tokens=True))
+            answers[prompt_id] = reply_from_text(prompt_id, text)
     return answers
 
 

@@ -1,8 +1,9 @@
 """The training planner: will this model train on this hardware, how, and for how long? No weights are loaded.
 
-Memory (per device) = weights (at the chosen bits) + LoRA parameters with their gradients and
-Adam state (16 bytes each) + activations with gradient checkpointing (one hidden state per layer,
-one layer recomputed, fp32 logits and their gradient) + framework overhead.
+Memory (per device) = weights (blocks at the chosen bits, embeddings and head in 16 bit) + LoRA parameters
+with their gradients and optimizer state + activations with gradient checkpointing (PEFT: one hidden state per
+layer, one layer recomputed, fp32 logits and their gradient; Unsloth: checkpoints offloaded, chunked loss) +
+CUDA overhead, calibrated against Unsloth's published QLoRA needs (see ``memory_gb``).
 
 Time per epoch = optimizer steps x seconds per step. A step's seconds are, in this order: what the
 last training run of the same model on the same profile measured (``train`` records it in the
@@ -39,7 +40,7 @@ UTILISATION = 0.35
 ASSUMED_TOKENS = 1_000_000
 ASSUMED_TOKENS_PER_EXAMPLE = 250  # without a dataset: a short chat turn with its system prompt
 STEP_TIMES = "step_times.json"
-_OVERHEAD_GB = {"cuda": 1.0, "cpu": 3.0}
+_OVERHEAD_GB = {"cuda": 0.5, "cpu": 3.0}
 _USABLE = 0.9  # of a device's memory; the rest is fragmentation and the unexpected
 
 
@@ -64,28 +65,63 @@ class Plan:
     seconds_per_step: float = 0.0
     time_basis: str = ""
     warnings: list[str] = field(default_factory=list)
+    # Measured with the recipe's tokenizer and chat template (train.measure): examples, longest, total,
+    # sequence_length, over (examples that do not fit max_seq_length). None: not measured.
+    lengths: dict[str, int] | None = None
+    hardware_devices: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def replicas(self) -> int:
+        """Processes that each train on their own batches (DDP: one per card)."""
+        return int(self.hardware_devices) if self.multi_gpu == "ddp" else 1
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.gradient_accumulation * self.replicas
+
     def summary_line(self) -> str:
-        split = f", {self.multi_gpu}" if self.multi_gpu else ""
+        split = f", {self.multi_gpu} x {self.replicas}" if self.multi_gpu == "ddp" else (
+            f", {self.multi_gpu}" if self.multi_gpu else "")
         return (f"{self.backend}, {self.weight_bits}-bit weights, {self.precision}, batch {self.batch_size} x "
                 f"{self.gradient_accumulation} accumulation{split}, {self.memory_gb['total']:.1f} GB per device, "
                 f"~{self.hours_per_epoch:.1f} h/epoch")
 
 
+# Unsloth's published VRAM for QLoRA (its docs' requirements table; short sequences, batch 1), in GB. The plan
+# prints its own estimate under the same conditions beside them (``reference_table``).
+UNSLOTH_REFERENCE_GB = {"deepseek-r1-7b": 5.0, "qwen3-8b": 6.0, "phi-4": 8.5, "qwen3-32b": 26.0,
+                        "deepseek-r1-32b": 26.0}
+REFERENCE_SEQUENCE = 512
+# 4-bit NF4 with double quantisation: 4 bits a weight plus ~0.13 bits of block constants.
+_NF4_BYTES = 4.13 / 8
+
+
 def memory_gb(recipe: ModelRecipe, bits: int, batch: int, sequence: int, compute_bytes: int,
-              hardware: HardwareProfile, devices_sharing_weights: int = 1) -> dict[str, float]:
+              hardware: HardwareProfile, devices_sharing_weights: int = 1, backend: str = "peft") -> dict[str, float]:
+    """GiB per device, by part.
+
+    Weights: the transformer blocks at ``bits`` (NF4 with its constants at 4), the input embeddings and the
+    output head in 16 bit whatever the bits (bitsandbytes and Unsloth leave them unquantised). LoRA: fp32
+    weights and gradients plus Adam's two states (16 bytes a parameter; Unsloth's 8-bit Adam: 10). Activations
+    with gradient checkpointing: PEFT keeps a hidden state per layer, recomputes one layer and materialises fp32
+    logits and their gradient; Unsloth offloads the per-layer checkpoints to CPU memory and computes the loss in
+    chunks (one layer and a 16-bit logits buffer on the card). Overhead: the CUDA context and allocator slack.
+    Calibrated against Unsloth's published needs (``UNSLOTH_REFERENCE_GB``): within 25% for 7B to 32B.
+    """
     s = recipe.size
-    weights = recipe.params * bits / 8
-    if bits == 4:
-        # Embeddings and the output head stay in 16 bit; quantisation constants add ~6%.
-        weights = weights * 1.06 + 2 * s.vocab * s.hidden * 2 * (1 - bits / 16)
-    lora = recipe.lora_params() * 16
-    checkpoints = s.layers * batch * sequence * s.hidden * compute_bytes
+    weights = weight_bytes(recipe, bits)
+    unsloth = backend == "unsloth"
+    lora = recipe.lora_params() * (10 if unsloth else 16)
     one_layer = batch * sequence * (12 * s.hidden + 4 * s.intermediate) * compute_bytes
-    logits = batch * sequence * s.vocab * 4 * 2
+    if unsloth:
+        checkpoints = 0
+        logits = batch * sequence * s.vocab * 2
+    else:
+        checkpoints = s.layers * batch * sequence * s.hidden * compute_bytes
+        logits = batch * sequence * s.vocab * 4 * 2
     parts = {
         "weights": weights / devices_sharing_weights / GB,
         "lora_and_optimizer": lora / GB,
@@ -94,6 +130,28 @@ def memory_gb(recipe: ModelRecipe, bits: int, batch: int, sequence: int, compute
     }
     parts["total"] = sum(parts.values())
     return {key: round(value, 2) for key, value in parts.items()}
+
+
+def weight_bytes(recipe: ModelRecipe, bits: int) -> float:
+    """The transformer blocks at ``bits``, the input embeddings and an untied output head in 16 bit (32 at 32)."""
+    s = recipe.size
+    embeddings = 2 * s.vocab * s.hidden
+    blocks = max(recipe.params - embeddings, 0)
+    return blocks * (_NF4_BYTES if bits == 4 else bits / 8) + embeddings * (2 if bits <= 16 else 4)
+
+
+def reference_table() -> list[dict[str, Any]]:
+    """Our estimate under Unsloth's conditions (QLoRA, batch 1, short sequences) beside its published need."""
+    from hibachi_lab.recipes import load_hardware
+
+    gpu = load_hardware("laptop-gpu-16gb")
+    rows = []
+    for name, published in UNSLOTH_REFERENCE_GB.items():
+        recipe = load_recipe(name)
+        ours = memory_gb(recipe, 4, 1, REFERENCE_SEQUENCE, 2, gpu, backend="unsloth")["total"]
+        rows.append({"model": name, "params_billion": recipe.size.params_billion, "unsloth_gb": published,
+                     "hibachi_gb": ours, "ratio": round(ours / published, 2)})
+    return rows
 
 
 def _precision(hardware: HardwareProfile) -> tuple[str, int]:
@@ -111,13 +169,13 @@ def make_plan(recipe: ModelRecipe, hardware: HardwareProfile, dataset_tokens: in
     """
     found = _search(recipe, hardware, sequence_length, backend)
     if found is None:
-        raise BadInput(_infeasible_message(recipe, hardware, sequence_length))
+        raise BadInput(_infeasible_message(recipe, hardware, sequence_length, backend))
     bits, batch, sequence, multi_gpu, memory, chosen_backend = found
     precision, _ = _precision(hardware)
     tokens = dataset_tokens or ASSUMED_TOKENS
     examples = train_examples or max(1, round(tokens / ASSUMED_TOKENS_PER_EXAMPLE))
-    accumulation = max(1, EFFECTIVE_BATCH // batch)
     speedup = hardware.devices if multi_gpu == "ddp" else 1
+    accumulation = max(1, EFFECTIVE_BATCH // (batch * speedup))
     steps = max(1, math.ceil(examples / (batch * accumulation * speedup)))
     flops = 8 * recipe.params * tokens * (1.3 if bits == 4 else 1.0)
     compute = flops / (hardware.tflops * 1e12 * UTILISATION * speedup) / steps
@@ -131,12 +189,13 @@ def make_plan(recipe: ModelRecipe, hardware: HardwareProfile, dataset_tokens: in
         warnings.append("CPU training of a real model is very slow; use it for checks, a GPU for students")
     return Plan(
         model=recipe.name, hardware=hardware.name, backend=chosen_backend, weight_bits=bits, precision=precision,
+        # The effective batch is EFFECTIVE_BATCH however many cards share it: DDP's replicas each add a batch.
         batch_size=batch, gradient_accumulation=accumulation, sequence_length=sequence,
         multi_gpu=multi_gpu, memory_gb=memory,
-        weights_gb_at_bits={b: round(recipe.params * b / 8 / GB, 3) for b in (4, 8, 16)},
+        weights_gb_at_bits={b: round(weight_bytes(recipe, b) / GB, 1) for b in (4, 8, 16)},
         lora_parameters=recipe.lora_params(), tokens_per_epoch=tokens, tokens_assumed=dataset_tokens is None,
         hours_per_epoch=round(hours, 4), steps_per_epoch=steps, seconds_per_step=round(seconds, 4),
-        time_basis=basis, warnings=warnings,
+        time_basis=basis, warnings=warnings, hardware_devices=hardware.devices,
     )
 
 
@@ -189,7 +248,7 @@ def _search(recipe: ModelRecipe, hardware: HardwareProfile, sequence_length: int
     if backend == "unsloth" and not (hardware.unsloth and recipe.unsloth_id):
         raise BadInput(f"--backend unsloth: not available for {recipe.name} on {hardware.name} "
                        f"({'no Unsloth build of the model' if not recipe.unsloth_id else 'Unsloth does not run there'})")
-    chosen_backend = backend or ("unsloth" if hardware.unsloth and recipe.unsloth_id and not recipe.smoke else "peft")
+    chosen_backend = backend or _default_backend(recipe, hardware)
     # 4-bit (QLoRA) needs bitsandbytes on CUDA; 8-bit is estimated but never picked (slower, no better).
     full = 16 if compute_bytes == 2 else 32
     candidates = [full, 4] if hardware.device == "cuda" else [full]
@@ -197,23 +256,46 @@ def _search(recipe: ModelRecipe, hardware: HardwareProfile, sequence_length: int
     layouts = [(None, 1)] if hardware.devices == 1 else [("ddp", 1), ("model_split", hardware.devices)]
     # Several cards: data parallel (a copy on each) first, at any precision; split the model only when no copy fits.
     for multi_gpu, sharing in layouts:
+        # Unsloth trains a copy per card, never one model split across cards: a split model trains with PEFT.
+        layout_backend = "peft" if multi_gpu == "model_split" else chosen_backend
+        if multi_gpu == "model_split" and backend == "unsloth":
+            continue
         for bits in candidates:
             for batch in (8, 4, 2, 1):
-                memory = memory_gb(recipe, bits, batch, sequence, compute_bytes, hardware, sharing)
+                memory = memory_gb(recipe, bits, batch, sequence, compute_bytes, hardware, sharing, layout_backend)
                 if memory["total"] <= usable:
-                    return bits, batch, sequence, multi_gpu, memory, chosen_backend
+                    return bits, batch, sequence, multi_gpu, memory, layout_backend
     return None
 
 
-def _infeasible_message(recipe: ModelRecipe, hardware: HardwareProfile, sequence_length: int | None) -> str:
+def longest_sequence_that_fits(recipe: ModelRecipe, hardware: HardwareProfile, backend: str | None = None) -> int | None:
+    """The longest sequence (in steps of 64 tokens) some plan fits at, or None if not even 64 tokens do."""
+    fits = None
+    for sequence in range(64, recipe.max_seq_length + 1, 64):
+        if _search(recipe, hardware, sequence, backend) is None:
+            break
+        fits = sequence
+    return fits
+
+
+def _default_backend(recipe: ModelRecipe, hardware: HardwareProfile) -> str:
+    return "unsloth" if hardware.unsloth and recipe.unsloth_id and not recipe.smoke else "peft"
+
+
+def _infeasible_message(recipe: ModelRecipe, hardware: HardwareProfile, sequence_length: int | None,
+                        backend: str | None = None) -> str:
     _, compute_bytes = _precision(hardware)
     sequence = min(sequence_length or recipe.max_seq_length, recipe.max_seq_length)
     smallest_bits = 4 if hardware.device == "cuda" else (16 if compute_bytes == 2 else 32)
-    need = memory_gb(recipe, smallest_bits, 1, sequence, compute_bytes, hardware, hardware.devices)["total"]
+    need = memory_gb(recipe, smallest_bits, 1, sequence, compute_bytes, hardware, hardware.devices,
+                     backend or _default_backend(recipe, hardware))["total"]
     why = "" if hardware.device == "cuda" else " (4-bit loading needs a CUDA GPU)"
-    return (f"{recipe.name} does not fit {hardware.name}: it needs ~{need:.0f} GB even at {smallest_bits}-bit with "
+    shorter = longest_sequence_that_fits(recipe, hardware, backend)
+    shorter_text = (f" It fits with sequences up to {shorter} tokens (`plan --dataset` measures the dataset's "
+                    "longest example)." if shorter else "")
+    return (f"{recipe.name} does not fit {hardware.name}: it needs ~{need:.1f} GB even at {smallest_bits}-bit with "
             f"batch 1 and {sequence} tokens{why}; the profile has {hardware.memory_gb:g} GB per device, "
-            f"{_USABLE:.0%} of it usable. Nearest feasible: {nearest_feasible(recipe, hardware)}")
+            f"{_USABLE:.0%} of it usable.{shorter_text} Nearest feasible: {nearest_feasible(recipe, hardware)}")
 
 
 def nearest_feasible(recipe: ModelRecipe, hardware: HardwareProfile) -> str:
@@ -260,6 +342,8 @@ def plan_table() -> list[dict[str, str]]:
                 plan = make_plan(load_recipe(model), load_hardware(hardware), measured=False)
                 verdict = plan.summary_line()
             except BadInput as exc:
-                verdict = "does not fit: nearest feasible " + str(exc).split("Nearest feasible: ")[1]
+                shorter = longest_sequence_that_fits(load_recipe(model), load_hardware(hardware))
+                verdict = ((f"fits only sequences up to {shorter} tokens; " if shorter else "does not fit: ")
+                           + "nearest feasible " + str(exc).split("Nearest feasible: ")[1])
             rows.append({"model": model, "hardware": hardware, "plan": verdict})
     return rows

@@ -36,8 +36,9 @@ class LoraSettings(StrictConfig):
 class ChatTemplateSettings(StrictConfig):
     enable_thinking: bool | None = Field(None, description="Qwen3: false answers without a thinking block")
     think_blocks: Literal["strip", "keep"] = Field("keep", description="R1 distills: <think> blocks in targets")
-    generation_markers: Literal["phi4", "deepseek_r1"] | None = Field(
-        None, description="replace the model's template with an equivalent one that has {% generation %} markers")
+    generation_markers: Literal["qwen3", "phi4", "deepseek_r1"] | None = Field(
+        None, description="replace the model's template with hibachi-lab's for the family (hibachi_lab.chat_templates): "
+                          "{% generation %} markers, tools and tool calls")
 
 
 class ModelRecipe(StrictConfig):

@@ -26,12 +26,13 @@ import yaml
 from faker.providers.person.en_US import Provider as FakerNames
 from pydantic import Field, model_validator
 
+from hibachi_lab import CONFIGS
 from hibachi_lab.config import StrictConfig, load_yaml_config
 from hibachi_lab.progress import progress_bar
 from hibachi_lab.router import Policy
 from hibachi_lab.traffic import LoggedTurn, write_turns
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = CONFIGS
 PII_SLOTS = {
     "name": "PERSON",
     "first": "PERSON",

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -21,41 +20,29 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hibachi_lab import registry
+from hibachi_lab.chat_templates import TEMPLATES, THINK_BLOCK
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import write_text_atomic
-from hibachi_lab.plan import Plan, dataset_examples, dataset_tokens, make_plan, record_step_time
+from hibachi_lab.plan import Plan, dataset_tokens, make_plan, record_step_time
 from hibachi_lab.recipes import HardwareProfile, ModelRecipe
-from hibachi_lab.smoke import tiny_model, tiny_tokenizer
+from hibachi_lab.smoke import CHATML_TEMPLATE, tiny_model, tiny_tokenizer
+from hibachi_lab.students import RECIPE_RECORD
 
 log = logging.getLogger(__name__)
 
-# Phi-4's and the R1 distills' own templates, with {% generation %} around what the assistant says
-# (TRL patches Qwen2.5/Qwen3/Phi-3 templates itself, not these).
-PHI4_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message.role == 'assistant' %}<|im_start|>assistant<|im_sep|>"
-    "{% generation %}{{ message.content }}<|im_end|>{% endgeneration %}"
-    "{% else %}<|im_start|>{{ message.role }}<|im_sep|>{{ message.content }}<|im_end|>{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant<|im_sep|>{% endif %}"
-)
-DEEPSEEK_R1_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}{% if message.role == 'system' %}{{ message.content }}{% endif %}"
-    "{% endfor %}"
-    "{% for message in messages %}"
-    "{% if message.role == 'user' %}<｜User｜>{{ message.content }}"
-    "{% elif message.role == 'assistant' %}<｜Assistant｜>"
-    "{% generation %}{{ message.content }}<｜end▁of▁sentence｜>{% endgeneration %}{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<｜Assistant｜>{% endif %}"
-)
-TEMPLATES = {"phi4": PHI4_TEMPLATE, "deepseek_r1": DEEPSEEK_R1_TEMPLATE}
-THINK_BLOCK = re.compile(r"<think>.*?</think>\s*", re.DOTALL)
+
+
+def training_template(recipe: ModelRecipe) -> str | None:
+    """The chat template a recipe trains (and generates) with: hibachi-lab's for the real families (tools,
+    tool calls, {% generation %} markers), the smoke models' ChatML otherwise; None keeps the tokenizer's."""
+    if recipe.chat_template.generation_markers:
+        return TEMPLATES[recipe.chat_template.generation_markers]
+    return CHATML_TEMPLATE if recipe.smoke else None
 
 
 @dataclass
@@ -71,6 +58,9 @@ class TrainSettings:
     resume: bool = False
     backend: str | None = None
     overwrite: bool = False  # discard the checkpoints of another run in the output folder
+    # A checkpoint kept elsewhere (a Kaggle input holding an earlier session's checkpoints): copied into the
+    # output folder and continued from, as --resume does (same model, dataset and settings only).
+    resume_from: Path | None = None
 
 
 @dataclass
@@ -113,65 +103,163 @@ def prepare_examples(split: Any, recipe: ModelRecipe) -> Any:
     return split.map(adjust, desc=None)
 
 
-def load_model(recipe: ModelRecipe, plan: Plan, out: Path, texts: list[str], resuming: bool) -> tuple[Any, Any]:
-    """The base model and tokenizer: a smoke model (saved under out/base, reused on resume) or the recipe's."""
+# Tokens added to the longest example as rendered for training: room for an EOS token TRL may append and for
+# whitespace a template renders differently across transformers releases. The sequence length is at least
+# this much longer than every example, so TRL never cuts an answer off.
+SEQUENCE_MARGIN = 32
+
+
+def load_tokenizer(recipe: ModelRecipe, out: Path, texts: list[str], resuming: bool) -> Any:
+    """The tokenizer training uses, with the chat template it trains with (hibachi-lab's where the recipe says)."""
+    from transformers import AutoTokenizer
+
     if recipe.smoke:
         base = out / "base"
         # Only a resumed run may reuse it: a fresh run's checkpoints must start from its own random init.
+        tokenizer = (AutoTokenizer.from_pretrained(base) if resuming and (base / "config.json").exists()
+                     else tiny_tokenizer(texts))
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(recipe.hub_id)
+    template = training_template(recipe)
+    if template:
+        tokenizer.chat_template = template
+    return tokenizer
+
+
+def example_lengths(split: Any, tokenizer: Any) -> list[int]:
+    """Tokens of each prepared example as training renders it: the chat template with its tools and settings."""
+    lengths = []
+    for example in split:
+        tools = example.get("tools")
+        tools = json.loads(tools) if isinstance(tools, str) else tools or None
+        rendered = tokenizer.apply_chat_template(example["messages"], tools=tools, tokenize=True, return_dict=True,
+                                                 **(example.get("chat_template_kwargs") or {}))
+        lengths.append(len(rendered["input_ids"]))
+    return lengths
+
+
+@dataclass
+class Lengths:
+    """What the training data measures with the recipe's tokenizer and template."""
+
+    examples: int  # train and eval splits (both are tokenized to max_length)
+    longest: int
+    total: int  # tokens of the train split: one epoch
+    sequence_length: int  # longest + SEQUENCE_MARGIN, rounded up to a multiple of 64, at most the recipe's
+    over: int  # examples that would not fit max_seq_length with the margin
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def measure(recipe: ModelRecipe, train_lengths: list[int], eval_lengths: list[int]) -> Lengths:
+    lengths = train_lengths + eval_lengths
+    longest = max(lengths, default=0)
+    wanted = -(-(longest + SEQUENCE_MARGIN) // 64) * 64
+    over = sum(1 for length in lengths if length + SEQUENCE_MARGIN > recipe.max_seq_length)
+    return Lengths(len(lengths), longest, sum(train_lengths), min(wanted, recipe.max_seq_length), over)
+
+
+def refuse_truncation(recipe: ModelRecipe, lengths: Lengths) -> None:
+    if lengths.over:
+        raise BadInput(
+            f"{lengths.over:,} of {lengths.examples:,} examples are longer than {recipe.name}'s max_seq_length "
+            f"{recipe.max_seq_length} less a {SEQUENCE_MARGIN}-token margin when rendered with its chat template "
+            f"and tools (longest {lengths.longest:,} tokens): training would cut their answers off. Rebuild the "
+            f"dataset with a lower max_tokens (configs/dataset.yaml, its tokenizer set to {recipe.hub_id or 'the model'}) "
+            "or raise max_seq_length in the recipe")
+
+
+def measured_lengths(recipe: ModelRecipe, dataset_dir: str | os.PathLike) -> Lengths:
+    """The training split measured as training renders it (``plan --dataset``): loads only the tokenizer."""
+    train_split, eval_split, _ = load_splits(dataset_dir)
+    texts = [m["content"] or "" for example in train_split for m in example["messages"]]
+    tokenizer = load_tokenizer(recipe, Path(tempfile.gettempdir()), texts, resuming=False)
+    return measure(recipe, example_lengths(prepare_examples(train_split, recipe), tokenizer),
+                   example_lengths(prepare_examples(eval_split, recipe), tokenizer))
+
+
+def load_model(recipe: ModelRecipe, plan: Plan, out: Path, tokenizer: Any, resuming: bool) -> Any:
+    """The base model: a smoke model (saved under out/base, reused on resume) or the recipe's."""
+    if recipe.smoke:
+        base = out / "base"
         if resuming and (base / "config.json").exists():
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
 
-            return AutoModelForCausalLM.from_pretrained(base), AutoTokenizer.from_pretrained(base)
-        tokenizer = tiny_tokenizer(texts)
+            return AutoModelForCausalLM.from_pretrained(base)
         model = tiny_model(recipe.family, tokenizer)
-        from transformers.utils import logging as hf_logging
+        if is_main_process():
+            from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # a bar for writing one small shard is noise
-        try:
-            model.save_pretrained(base)
-        finally:
-            hf_logging.enable_progress_bar()
-        tokenizer.save_pretrained(base)
-        return model, tokenizer
+            hf_logging.disable_progress_bar()  # a bar for writing one small shard is noise
+            try:
+                model.save_pretrained(base)
+            finally:
+                hf_logging.enable_progress_bar()
+            tokenizer.save_pretrained(base)
+        return model
     if plan.backend == "unsloth":
-        return _load_unsloth(recipe, plan)
+        return _load_unsloth(recipe, plan, tokenizer)
     return _load_peft_base(recipe, plan)
 
 
-def _load_peft_base(recipe: ModelRecipe, plan: Plan) -> tuple[Any, Any]:
+def _load_peft_base(recipe: ModelRecipe, plan: Plan) -> Any:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[plan.precision]
     kwargs: dict[str, Any] = {"dtype": dtype}
     if plan.weight_bits == 4:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True)
+    if plan_device_map(plan) is not None:
+        kwargs["device_map"] = plan_device_map(plan)
+    return AutoModelForCausalLM.from_pretrained(recipe.hub_id, **kwargs)
+
+
+def plan_device_map(plan: Plan) -> Any:
+    """Where the base model goes: split across the cards ("auto"), else whole on this process's GPU (under DDP
+    each rank its own, LOCAL_RANK; without that every rank loads onto cuda:0), None on the CPU."""
+    if plan.precision == "fp32":  # the CPU profile
+        return None
     if plan.multi_gpu == "model_split":
-        kwargs["device_map"] = "auto"
-    model = AutoModelForCausalLM.from_pretrained(recipe.hub_id, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(recipe.hub_id)
-    if recipe.chat_template.generation_markers:
-        tokenizer.chat_template = TEMPLATES[recipe.chat_template.generation_markers]
-    return model, tokenizer
+        return "auto"
+    return {"": local_rank() or 0}
 
 
-def _load_unsloth(recipe: ModelRecipe, plan: Plan) -> tuple[Any, Any]:
+# Modules Unsloth patches when it is imported: imported before it, they run unpatched (Unsloth warns).
+UNSLOTH_PATCHES = ("transformers", "trl", "peft")
+
+
+def import_backend(backend: str) -> None:
+    """Import Unsloth first when it is the backend: it must come before transformers, TRL and PEFT."""
+    if backend != "unsloth":
+        return
+    early = [name for name in UNSLOTH_PATCHES if name in sys.modules]
     try:
-        from unsloth import FastLanguageModel
+        import unsloth  # noqa: F401
     except ImportError as exc:
-        raise BadInput(f"backend unsloth: {exc}. Install with `pip install -e \".[unsloth]\"` on a CUDA machine, "
-                       "or pass --backend peft") from None
-    model, tokenizer = FastLanguageModel.from_pretrained(
+        raise BadInput(f"backend unsloth: {exc}. Install with `pip install \"hibachi-lab[unsloth]\"` on a CUDA "
+                       "machine, or pass --backend peft") from None
+    except (NotImplementedError, RuntimeError) as exc:  # e.g. no GPU it can use
+        raise BadInput(f"backend unsloth: {exc}; pass --backend peft") from None
+    if early:
+        log.warning("unsloth was imported after %s, so its patches are not applied there; start a fresh process "
+                    "(or kernel) and train before importing them", ", ".join(early))
+
+
+def _load_unsloth(recipe: ModelRecipe, plan: Plan, tokenizer: Any) -> Any:
+    import_backend("unsloth")
+    from unsloth import FastLanguageModel
+
+    model, _ = FastLanguageModel.from_pretrained(
         model_name=recipe.unsloth_id, max_seq_length=plan.sequence_length, load_in_4bit=plan.weight_bits == 4,
-        dtype=None)
+        dtype=None, device_map=plan_device_map(plan))
     lora = recipe.lora
     model = FastLanguageModel.get_peft_model(
         model, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         target_modules=recipe.unsloth_target_modules or lora.target_modules, use_gradient_checkpointing="unsloth")
-    if recipe.chat_template.generation_markers:
-        tokenizer.chat_template = TEMPLATES[recipe.chat_template.generation_markers]
-    return model, tokenizer
+    return model
 
 
 # --------------------------------------------------------------------------- training
@@ -191,7 +279,8 @@ def sft_config(plan: Plan, settings: TrainSettings, out: Path, hardware: Hardwar
         bf16=plan.precision == "bf16", fp16=plan.precision == "fp16", use_cpu=hardware.device == "cpu",
         assistant_only_loss=True, max_length=plan.sequence_length, packing=settings.packing,
         packing_strategy="bfd", report_to=[], seed=settings.seed, dataset_num_proc=None, eval_strategy="no",
-        optim="adamw_torch", **checkpointing,
+        # Unsloth's recipe (and the planner's memory model for it): 8-bit Adam from bitsandbytes, which it installs.
+        optim="adamw_8bit" if plan.backend == "unsloth" else "adamw_torch", **checkpointing,
     )
 
 
@@ -259,19 +348,26 @@ class Prepared:
 def prepare(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: Path,
             settings: TrainSettings) -> Prepared:
     """Plan, load the data and the model, and build the SFT trainer (nothing trained yet)."""
+    tokens, longest = dataset_tokens(dataset_dir)
+    plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
+    import_backend(plan.backend)  # before anything imports transformers, TRL or PEFT
+    if hardware.device == "cuda":
+        _require_cuda(hardware)
     from peft import LoraConfig
     from trl import SFTTrainer
 
-    tokens, longest = dataset_tokens(dataset_dir)
-    plan = make_plan(recipe, hardware, tokens, longest, settings.backend, dataset_examples(dataset_dir))
-    if hardware.device == "cuda":
-        _require_cuda(hardware)
     train_split, eval_split, summary = load_splits(dataset_dir)
     out.mkdir(parents=True, exist_ok=True)
     resume_from = claim_output(out, run_identity(recipe, hardware, plan, summary, settings), settings)
     texts = [m["content"] or "" for example in train_split for m in example["messages"]]
-    model, tokenizer = load_model(recipe, plan, out, texts, resuming=resume_from is not None)
+    tokenizer = load_tokenizer(recipe, out, texts, resuming=resume_from is not None)
     train_split, eval_split = prepare_examples(train_split, recipe), prepare_examples(eval_split, recipe)
+    # The sequence length from the examples as training renders them (template, tools), never a stand-in count.
+    lengths = measure(recipe, example_lengths(train_split, tokenizer), example_lengths(eval_split, tokenizer))
+    refuse_truncation(recipe, lengths)
+    plan = make_plan(recipe, hardware, lengths.total, lengths.sequence_length, settings.backend, len(train_split))
+    plan.lengths = lengths.to_dict()
+    model = load_model(recipe, plan, out, tokenizer, resuming=resume_from is not None)
     peft_config = None if plan.backend == "unsloth" else LoraConfig(
         r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout,
         target_modules=recipe.lora.target_modules, task_type="CAUSAL_LM")
@@ -292,9 +388,14 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
     """Plan, then train a LoRA adapter; writes out/adapter, out/README.md and an MLflow run."""
     settings = settings or TrainSettings()
     out = Path(out)
+    if settings.resume_from is not None:
+        if is_main_process():
+            adopt_checkpoint(settings.resume_from, out)
+        settings = replace(settings, resume=True, resume_from=None)
     tokens, longest = dataset_tokens(dataset_dir)
-    if _relaunched_on_all_gpus(make_plan(recipe, hardware, tokens, longest, settings.backend), hardware):
-        raise SystemExit(0)
+    first_plan = make_plan(recipe, hardware, tokens, longest, settings.backend)
+    if _wants_all_gpus(first_plan, hardware):
+        return _train_on_all_gpus(recipe, hardware, dataset_dir, out, settings, track, first_plan)
     prepared = prepare(recipe, hardware, dataset_dir, out, settings)
     trainer, resume_from = prepared.trainer, prepared.resume_from
     # Before training: a checkpoint without its trainer state would silently start again from step 0.
@@ -303,19 +404,25 @@ def train(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.
     with quiet_known_warnings():
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
-    record_step_time(prepared.plan, seconds, trainer.state.global_step - resumed_step)  # for the next plan
-    trainer.save_model(str(out / "adapter"))
-    prepared.tokenizer.save_pretrained(str(out / "adapter"))
+    trainer.save_model(str(out / "adapter"))  # the Trainer saves on the main process only
     losses = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
     result = TrainResult(
         out=out, plan=prepared.plan, global_step=trainer.state.global_step, resumed_from_step=resumed_step,
         losses=losses, tokens_per_second=_trained_tokens(trainer) / seconds if seconds else 0.0,
         peak_memory_gb=_peak_memory_gb(), mlflow_run_id=None)
+    # Every process takes part in evaluation (it is collective under DDP); only the first writes anything.
     with quiet_known_warnings():
         eval_loss = trainer.evaluate()["eval_loss"] if prepared.eval_examples else None
+    if not is_main_process():
+        return result
+    record_step_time(prepared.plan, seconds, trainer.state.global_step - resumed_step)  # for the next plan
+    prepared.tokenizer.save_pretrained(str(out / "adapter"))
+    # What evaluate and export need to know about the adapter: its recipe (16-bit base, template settings).
+    write_text_atomic(out / "adapter" / RECIPE_RECORD, recipe.model_dump_json(indent=2))
     _write_card(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)
     if track:
         result.mlflow_run_id = _track(out, recipe, hardware, prepared.plan, prepared.summary, result, eval_loss)
+    write_text_atomic(out / RESULT_RECORD, json.dumps(result_dict(result), indent=2))
     return result
 
 
@@ -357,6 +464,9 @@ def claim_output(out: Path, identity: dict[str, Any], settings: TrainSettings) -
         raise BadInput("--resume continues the run in OUT and --overwrite discards it: give one of them")
     last = last_checkpoint(checkpoints)
     recorded = json.loads(record.read_text()) if record.exists() else None
+    if not is_main_process():
+        # The main process claims the folder (and does any --overwrite); the others read what is there.
+        return last if settings.resume else None
     if settings.overwrite:
         # The smoke base is part of the old run too (its random init).
         for folder in (checkpoints, out / "base"):
@@ -393,8 +503,50 @@ def checkpoint_step(checkpoint: Path) -> int:
         raise BadInput(f"--resume: {state}: cannot read the step it holds ({type(exc).__name__}: {exc})") from None
 
 
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("-")[-1])
+
+
+def adopt_checkpoint(source: str | os.PathLike, out: Path) -> Path:
+    """Copy the newest checkpoint under ``source`` (a checkpoint-N folder, the checkpoints/ folder of a run, or
+    the run folder) into ``out/checkpoints`` with the run record that says what it was trained from; returns
+    the checkpoint to continue from. Attached inputs are read-only: nothing is written there. A newer
+    checkpoint already in ``out`` (this session got further) is kept."""
+    source = Path(source)
+    if (source / "checkpoints").is_dir():
+        source = source / "checkpoints"
+    if (source / "trainer_state.json").exists():
+        found, record = [source], source.parent / RUN_RECORD
+    else:
+        found, record = sorted(source.glob("checkpoint-*"), key=_step), source / RUN_RECORD
+    found = [path for path in found if (path / "trainer_state.json").exists()]
+    if not found:
+        raise BadInput(f"--resume-from {source}: no checkpoint there (a checkpoint-N folder with trainer_state.json, "
+                       "or the checkpoints/ folder of a run)")
+    if not record.exists():
+        raise BadInput(f"--resume-from {source}: no {RUN_RECORD} beside the checkpoint saying what it was trained "
+                       "from; attach the whole checkpoints/ folder of the run")
+    newest, checkpoints = found[-1], out / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    local_record = checkpoints / RUN_RECORD
+    if local_record.exists() and json.loads(local_record.read_text()) != json.loads(record.read_text()):
+        raise BadInput(f"--resume-from {source}: {checkpoints} already holds another run's checkpoints; use "
+                       "another --out")
+    here = last_checkpoint(checkpoints)
+    if here is not None and _step(here) >= _step(newest):
+        log.warning("%s is at step %d, past %s: continuing from it", here, _step(here), newest)
+        return here
+    staging = Path(tempfile.mkdtemp(prefix=".adopt-", dir=checkpoints))
+    shutil.copytree(newest, staging / newest.name)
+    (staging / newest.name).replace(checkpoints / newest.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    if not local_record.exists():
+        write_text_atomic(local_record, record.read_text())
+    return checkpoints / newest.name
+
+
 def last_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[-1]))
+    found = sorted(folder.glob("checkpoint-*"), key=_step)
     return found[-1] if found else None
 
 
@@ -404,38 +556,126 @@ def _require_cuda(hardware: HardwareProfile) -> None:
     if not torch.cuda.is_available():
         raise BadInput(f"hardware profile {hardware.name} needs a CUDA GPU and none is visible here; "
                        "use --hardware laptop-cpu (smoke models) or run on a GPU machine")
+    from hibachi_lab.gpu import require_kernels_for_this_gpu
+
+    require_kernels_for_this_gpu()
 
 
-def _relaunched_on_all_gpus(plan: Plan, hardware: HardwareProfile) -> bool:
-    """On several GPUs with a copy of the model per card, run again under ``accelerate launch`` (DDP)."""
-    if plan.multi_gpu != "ddp" or "LOCAL_RANK" in os.environ:
+# --------------------------------------------------------------------------- several GPUs (DDP)
+
+# Written by the main process beside the adapter: what the launching process reads back after a DDP run.
+RESULT_RECORD = "result.json"
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a distributed run, or the only process: the one that writes outputs and logs to MLflow."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def local_rank() -> int | None:
+    """This process's GPU under ``accelerate launch``/torchrun; None outside a distributed run."""
+    value = os.environ.get("LOCAL_RANK")
+    return int(value) if value is not None else None
+
+
+def _wants_all_gpus(plan: Plan, hardware: HardwareProfile) -> bool:
+    """A copy of the model per card (DDP) on a machine that has the cards, and not already a launched process."""
+    if plan.multi_gpu != "ddp" or local_rank() is not None:
         return False
     import torch
 
-    if torch.cuda.device_count() < hardware.devices:
-        return False
-    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", str(hardware.devices), "-m",
-               "hibachi_lab.cli", *sys.argv[1:]]
+    return torch.cuda.device_count() >= hardware.devices
+
+
+def _config_argument(kind: str, config: Any, out: Path) -> str:
+    """A stock config by name; anything else written beside the run as YAML, so the launched processes load the
+    same recipe or profile the caller had (never rebuilt from ``sys.argv``, which in a notebook is the kernel's)."""
+    import yaml
+
+    from hibachi_lab.recipes import load_hardware, load_recipe
+
+    loader = load_recipe if kind == "model" else load_hardware
+    try:
+        if loader(config.name) == config:
+            return config.name
+    except BadInput:
+        pass
+    path = out / "launch" / f"{kind}.yaml"
+    write_text_atomic(path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return str(path)
+
+
+def relaunch_command(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: Path,
+                     settings: TrainSettings, track: bool, resume: bool) -> list[str]:
+    """``accelerate launch ... hibachi-lab train ...`` built from the parsed options (one process per GPU).
+
+    The output folder is already claimed by the launching process, so the launched ones never get
+    ``--overwrite`` (they would race to delete it); they get ``--resume`` when there is a checkpoint to continue.
+    """
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+               str(hardware.devices), "-m", "hibachi_lab.cli", "train",
+               "--model", _config_argument("model", recipe, out), "--hardware", _config_argument("hardware", hardware, out),
+               "--dataset", str(Path(dataset_dir).resolve()), "--out", str(out.resolve()),
+               "--epochs", repr(settings.epochs), "--learning-rate", repr(settings.learning_rate),
+               "--save-steps", str(settings.save_steps), "--seed", str(settings.seed)]
+    if settings.packing:
+        command.append("--packing")
+    if settings.max_steps is not None:
+        command += ["--max-steps", str(settings.max_steps)]
+    if settings.backend:
+        command += ["--backend", settings.backend]
+    if resume:
+        command.append("--resume")
+    if not track:
+        command.append("--no-mlflow")
+    return command
+
+
+def _train_on_all_gpus(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike, out: Path,
+                       settings: TrainSettings, track: bool, plan: Plan) -> TrainResult:
+    """Run the training under ``accelerate launch`` (DDP) and return its result; this process carries on normally
+    (a notebook goes on to the gate cell, ``train_and_evaluate`` evaluates once, here)."""
+    summary = json.loads((Path(dataset_dir) / "summary.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    last = claim_output(out, run_identity(recipe, hardware, plan, summary, settings), settings)
+    (out / RESULT_RECORD).unlink(missing_ok=True)
+    command = relaunch_command(recipe, hardware, dataset_dir, out, settings, track, resume=last is not None)
     log.warning("training on %d GPUs: %s", hardware.devices, " ".join(command))
     subprocess.run(command, check=True)
-    return True
+    return result_from_dict(json.loads((out / RESULT_RECORD).read_text()))
 
 
 # --------------------------------------------------------------------------- outputs
 
 
+def trained_base(recipe: ModelRecipe, plan: Plan) -> str:
+    """The checkpoint the adapter was trained on: Unsloth's pre-quantised upload under Unsloth."""
+    if plan.backend == "unsloth" and recipe.unsloth_id:
+        return recipe.unsloth_id
+    return recipe.hub_id or f"{recipe.family} (built from config)"
+
+
+def trained_targets(recipe: ModelRecipe, plan: Plan) -> list[str]:
+    """The LoRA targets the run used: Unsloth's Phi-4 has Llama module names, so its own list."""
+    if plan.backend == "unsloth" and recipe.unsloth_target_modules:
+        return recipe.unsloth_target_modules
+    return recipe.lora.target_modules
+
+
 def _write_card(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan, summary: dict,
                 result: TrainResult, eval_loss: float | None) -> None:
     kind = ("**A smoke model: randomly initialised, a pipeline check, not a student. Its answers mean nothing.**"
-            if recipe.smoke else f"LoRA adapter for `{recipe.hub_id}`.")
+            if recipe.smoke else f"LoRA adapter for `{trained_base(recipe, plan)}`.")
     first, last = (result.losses[0][1], result.losses[-1][1]) if result.losses else (None, None)
+    merged_onto = f" (merged for Ollama onto {recipe.hub_id})" if trained_base(recipe, plan) != recipe.hub_id and recipe.hub_id else ""
     lines = [
         f"# {recipe.name} student adapter", "", kind, "",
-        f"- base: {recipe.hub_id or recipe.family + ' (built from config)'}; Ollama base: {recipe.ollama_base}",
+        f"- base: {trained_base(recipe, plan)}{merged_onto}; Ollama base: {recipe.ollama_base}",
         f"- hardware profile: {hardware.name}; backend {plan.backend}; {plan.weight_bits}-bit weights, {plan.precision}",
         (f"- LoRA r={recipe.lora.r}, alpha={recipe.lora.alpha}, dropout={recipe.lora.dropout}, "
-        f"targets {', '.join(recipe.lora.target_modules)}"),
-        f"- batch {plan.batch_size} x {plan.gradient_accumulation} accumulation, sequence {plan.sequence_length}",
+        f"targets {', '.join(trained_targets(recipe, plan))}"),
+        (f"- batch {plan.batch_size} x {plan.gradient_accumulation} accumulation x {plan.replicas} GPU(s) = "
+         f"{plan.effective_batch} per step, sequence {plan.sequence_length}"),
         f"- dataset digest {summary.get('digest', '?')}; {summary['per_split']['train']:,} training examples",
         (f"- steps {result.global_step} (resumed from {result.resumed_from_step}); loss {first} -> {last}; "
         f"eval loss {eval_loss}"),
@@ -447,10 +687,10 @@ def _write_card(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan:
 
 def _track(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan, summary: dict,
            result: TrainResult, eval_loss: float | None) -> str:
-    params = {"recipe": recipe.name, "hub_id": recipe.hub_id, "smoke": recipe.smoke, "hardware": hardware.name,
-              "backend": plan.backend, "plan": json.dumps(plan.to_dict()), "dataset_digest": summary.get("digest"),
-              "lora_r": recipe.lora.r, "lora_alpha": recipe.lora.alpha,
-              "target_modules": ",".join(recipe.lora.target_modules)}
+    params = {"recipe": recipe.name, "hub_id": recipe.hub_id, "base": trained_base(recipe, plan), "smoke": recipe.smoke,
+              "hardware": hardware.name, "backend": plan.backend, "plan": json.dumps(plan.to_dict()),
+              "dataset_digest": summary.get("digest"), "lora_r": recipe.lora.r, "lora_alpha": recipe.lora.alpha,
+              "target_modules": ",".join(trained_targets(recipe, plan)), "effective_batch": plan.effective_batch}
     metrics = {"final_loss": result.losses[-1][1] if result.losses else None, "eval_loss": eval_loss,
                "tokens_per_second": result.tokens_per_second, "peak_memory_gb": result.peak_memory_gb,
                "global_step": result.global_step}
@@ -463,16 +703,20 @@ def _track(out: Path, recipe: ModelRecipe, hardware: HardwareProfile, plan: Plan
 
 def train_and_evaluate(recipe: ModelRecipe, hardware: HardwareProfile, dataset_dir: str | os.PathLike,
                        work_dir: str | os.PathLike, max_steps: int | None = None, save_steps: int = 50,
-                       max_new_tokens: int = 256) -> tuple[TrainResult, dict[str, Any]]:
-    """What the Kaggle and Colab notebooks run: train (continuing a run a session cut short), then the gate."""
+                       max_new_tokens: int = 256, resume_from: str | os.PathLike | None = None
+                       ) -> tuple[TrainResult, dict[str, Any]]:
+    """What the Kaggle and Colab notebooks run: train (continuing a run a session cut short, from the work folder
+    or from ``resume_from``, e.g. an earlier session's checkpoints attached as a Kaggle input), then the gate."""
+    out = Path(work_dir) / f"{recipe.name}-{hardware.name}"
+    resume = last_checkpoint(out / "checkpoints") is not None
+    result = train(recipe, hardware, dataset_dir, out,
+                   TrainSettings(max_steps=max_steps, save_steps=save_steps, resume=resume and resume_from is None,
+                                 resume_from=Path(resume_from) if resume_from else None))
+    # Only now: evaluation imports transformers, which must come after Unsloth.
     from hibachi_lab import BUNDLED_PROBES, CONFIGS, evaluate
     from hibachi_lab.records import read_jsonl
     from hibachi_lab.similarity import ProbePair, SimilarityEngine
 
-    out = Path(work_dir) / f"{recipe.name}-{hardware.name}"
-    resume = last_checkpoint(out / "checkpoints") is not None
-    result = train(recipe, hardware, dataset_dir, out,
-                   TrainSettings(max_steps=max_steps, save_steps=save_steps, resume=resume))
     decision = evaluate.run_evaluation(
         dataset_dir, out / "evaluation", SimilarityEngine(),
         evaluate.PromotionConfig.from_yaml(CONFIGS / "promotion.yaml"), read_jsonl(BUNDLED_PROBES, ProbePair),
@@ -503,3 +747,12 @@ def result_dict(result: TrainResult) -> dict[str, Any]:
     data = asdict(result)
     data["out"] = str(result.out)
     return data
+
+
+def result_from_dict(data: dict[str, Any]) -> TrainResult:
+    plan = dict(data["plan"])
+    plan["weights_gb_at_bits"] = {int(bits): gb for bits, gb in plan["weights_gb_at_bits"].items()}
+    return TrainResult(out=Path(data["out"]), plan=Plan(**plan), global_step=data["global_step"],
+                       resumed_from_step=data["resumed_from_step"],
+                       losses=[tuple(pair) for pair in data["losses"]], tokens_per_second=data["tokens_per_second"],
+                       peak_memory_gb=data["peak_memory_gb"], mlflow_run_id=data["mlflow_run_id"])
