@@ -76,7 +76,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
     ("time", rf"\b(?P<h>1[0-2]|[1-9])\s+(?P<part>{_DAYPART})"),
     ("money", rf"\$\s?(?P<n>\d[\d,]*(?:\.\d\d)?)(?:\s?(?P<k>k)\b)?|\b(?P<w>{NUMBER})\s?(?:dollars?|bucks|usd)\b"),
     ("percent", rf"\b(?P<n>{NUMBER})\s?(?:%|percent\b|per cent\b)"),
-    ("duration", (rf"\b(?P<n>{NUMBER}|half an?|a couple of|an?)[\s-]+(?P<biz>business\s+)?"
+    ("duration", (rf"\b(?P<n>{NUMBER}|half an?|a couple of|an?)\+?[\s-]+(?P<biz>business\s+)?"
                  r"(?P<unit>minute|min|hour|hr|day|week|month)s?\b")),
     ("duration", r"\b(?P<unit>fortnight|overnight)\b"),
     ("distance", rf"\b(?P<n>{NUMBER})[\s-]?(?P<unit>miles?|mi\b|km\b|kilometers?|kilometres?)"),
@@ -244,6 +244,8 @@ class AnswerFacts:
     claims: dict[str, bool] = field(default_factory=dict)
     # yes / no / None: the answer's reply to a yes/no question
     polarity: str | None = None
+    # "free", "no travel fee", "at no charge": what "$0" says in words
+    says_free: bool = False
 
     def by_role(self) -> dict[str, list[Fact]]:
         roles: dict[str, list[Fact]] = {}
@@ -280,10 +282,17 @@ def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy) 
 
 # Who is doing the providing: the party word nearest the item, with the chef counted as us ("your
 # chef brings the grill"), and "your" alone counted as nobody ("your guests").
-_CUSTOMER = re.compile(r"\b(?:you|you'll|you'd|you're|yours|yourself|on your (?:side|end)|up to you|byo\w*|"
-                       r"bring your own|customers?|hosts?)\b", re.IGNORECASE)
-_US = re.compile(r"\b(?:we|we'll|we're|we've|us|our (?:side|end|team|kitchen)|chefs?|included|includes|including|"
-                 r"comes? with|covers|covered|provided|supplied|on the house)\b", re.IGNORECASE)
+_BY_CUSTOMER = r"(?:provided|supplied|brought|covered|handled|arranged) by (?:you|the (?:host|customer))"
+_CUSTOMER = re.compile(rf"\b(?:you|you'll|you'd|you're|yours|yourself|on your (?:side|end)|up to you|byo\w*|"
+                       rf"bring your own|customers?|hosts?|please|just|{_BY_CUSTOMER})\b", re.IGNORECASE)
+_US = re.compile(rf"\b(?!{_BY_CUSTOMER})(?:we|we'll|we're|we've|us|our (?:side|end|team|kitchen)|chefs?|included|"
+                 r"includes|comes? with|covers|covered|provided|supplied|on the house)\b", re.IGNORECASE)
+# A party and an item make a provision claim only with a providing word between them (or a party word
+# that is one): "the chef brings the grill" is one, "the chef will do their plates first" is not.
+_PROVIDING = re.compile(r"\b(?:bring\w*|brought|provid\w*|suppl\w*|handl\w*|take\w* care|tak\w+ care|come\w* with|"
+                        r"cover\w*|arrang\w*|need\w*|have|has|rent\w*|set\w* up|responsib\w*|include\w*|"
+                        r"pack\w*|carr\w+|on (?:you|your side|your end|us|our side|our end)|up to you|yours|"
+                        r"byo\w*|on the house|(?:is|are) (?:on|with) (?:you|us))\b", re.IGNORECASE)
 
 
 def _parties(text: str) -> list[tuple[int, int, str]]:
@@ -301,18 +310,18 @@ def _provision(clause: str, policy: BusinessPolicy, header_party: str | None = N
     parties = _parties(clause)
     for item in policy.provision:
         for match in re.finditer(rf"\b{re.escape(item)}\b", clause, re.IGNORECASE):
-            before = [p for p in parties if p[1] <= match.start()]
-            after = [p for p in parties if p[0] >= match.end()]
-            if before:
-                start, _, party = before[-1]
-                governed = clause[start : match.start()]
-            elif after:
-                end, party = after[0][1], after[0][2]
-                governed = clause[match.end() : end]
-            elif header_party:
-                party, governed = header_party, clause[: match.start()]
-            else:
+            # The nearest party word with a providing word between it and the item: in "we bring the
+            # chef, grill and plates" it is "we", not the "chef" listed in between.
+            before = [(start, party, clause[start : match.start()]) for start, _, party in reversed(parties)
+                      if start < match.start()]
+            after = [(end, party, clause[match.end() : end]) for _, end, party in parties if end > match.end()]
+            chosen = next(((party, governed) for _, party, governed in before + after if _PROVIDING.search(governed)),
+                          None)
+            if chosen is None and header_party:
+                chosen = header_party, clause[: match.start()]
+            if chosen is None:
                 continue
+            party, governed = chosen
             if negated(governed):
                 party = "customer" if party == "us" else "us"
             found[item] = party
@@ -335,7 +344,7 @@ def polarity(text: str) -> str | None:
 
 def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
     text = text or ""
-    facts = AnswerFacts(polarity=polarity(text))
+    facts = AnswerFacts(polarity=polarity(text), says_free=bool(_FREE.search(text) or re.search(r"\bfree\b", text, re.I)))
     header_party = None
     for offset, clause in clauses(text):
         for kind, value, either_half, start, end in quantities(clause):
@@ -359,7 +368,10 @@ def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
             if match:
                 # The negation must govern the claim: "gratuity is included, so there's nothing extra"
                 # is no negation of "included".
-                facts.claims[name] = not negated(clause[max(0, match.start() - _CLAIM_REACH) : match.end()])
+                reach = clause[max(0, match.start() - _CLAIM_REACH) : match.start()]
+                # ... and stand in the same part of the clause: "gratuity isn't included, and travel is free".
+                reach = _CLAUSE_BREAK.split(reach)[-1]
+                facts.claims[name] = not negated(reach + clause[match.start() : match.end()])
     return facts
 
 

@@ -242,10 +242,13 @@ class Judge:
                 if any(g.same_value(sheet) for g in given) and not any(e.same_value(sheet) for e in expected):
                     continue  # the teacher is off the sheet and the student is right
             return Verdict("wrong_fact", role, f"{given[0].text!r} (teacher: {expected[0].text!r})")
+        # A new conversation fact is wrong unless the customer said it ("your two guests") or it is the
+        # teacher's "free" written as "$0".
+        known = teacher.quantities + self.facts(question).quantities
         for fact in student.quantities:
-            if fact.role in self.policy.facts:
+            if fact.role in self.policy.facts or any(fact.same_value(k) for k in known):
                 continue
-            if not any(fact.same_value(t) for t in teacher.quantities):
+            if not (fact.kind == "money" and fact.value == 0 and teacher.says_free):
                 return Verdict("wrong_fact", fact.role, f"{fact.text!r} is not in the teacher's answer")
         for item, party in student.provision.items():
             if teacher.provision.get(item) not in (None, party):
