@@ -53,7 +53,7 @@ def number_value(text: str) -> float:
 
 # --------------------------------------------------------------------------- quantities
 
-_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
            "november", "december"]
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*\.?"
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -70,7 +70,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
     ("weekday", _WEEKDAY),
     ("time", r"\b(?P<h>1[0-2]|0?\d)(?::(?P<min>[0-5]\d))?\s*(?P<half>[ap])\.?m\b\.?"),
     ("time", rf"\b(?P<hw>{_HOUR_WORD})(?:\s+o'?clock)?\s+(?P<part>{_DAYPART})"),
-    ("time", rf"\bhalf past (?P<hw>{_HOUR_WORD}|1[0-2]|\d)(?:\s+(?P<part>{_DAYPART}))?"),
+    ("time", rf"\bhalf past (?:(?P<noon>noon|midday|midnight)|(?P<hw>{_HOUR_WORD}|1[0-2]|\d)(?:\s+(?P<part>{_DAYPART}))?)"),
     ("time", r"\b(?P<noon>noon|midday|midnight)\b"),
     ("time", r"(?<![\d:$.])(?P<h>[01]?\d|2[0-3]):(?P<min>[0-5]\d)(?![\d:])(?:\s+(?P<part>" + _DAYPART + "))?"),
     ("time", rf"\b(?P<h>1[0-2]|[1-9])\s+(?P<part>{_DAYPART})"),
@@ -82,7 +82,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
     ("distance", rf"\b(?P<n>{NUMBER})[\s-]?(?P<unit>miles?|mi\b|km\b|kilometers?|kilometres?)"),
     ("age", rf"\b(?:under|below|younger than)\s+(?:the\s+)?(?:age\s+(?:of\s+)?)?(?P<n>{NUMBER})\b"),
     ("age", rf"\b(?:ages?\s+)?(?P<n>{NUMBER})\s?(?:\+|(?:years? old\s+)?(?:and|&|or)\s+(?:up|older|over|above)\b)"),
-    ("count", (rf"\b(?P<n>{NUMBER})\s+(?:(?:more|extra|additional|total|hungry|adult|kid)\s+)?"
+    ("count", (rf"\b(?P<n>{NUMBER})\s+(?:of (?:our|my|the|your|their) )?(?:(?:more|extra|additional|total|hungry|adult|kid)\s+)?"
               r"(?P<noun>guests?|people|persons?|adults?|kids?|children|ppl|pax|heads?|chefs?|grills?)\b")),
 ]]
 _DURATION_HOURS = {"minute": 1 / 60, "min": 1 / 60, "hour": 1, "hr": 1, "day": 24, "week": 168, "month": 720,
@@ -155,12 +155,12 @@ def _value(kind: str, match: re.Match) -> tuple[float | str, bool] | None:
 
 def _month_number(name: str) -> int | None:
     name = name.lower().rstrip(".")
-    return next((index + 1 for index, month in enumerate(_MONTHS) if month.startswith(name[:3])), None)
+    return next((index + 1 for index, month in enumerate(MONTHS) if month.startswith(name[:3])), None)
 
 
 def _time_value(groups: dict[str, str]) -> tuple[float, bool] | None:
     if "noon" in groups:
-        return (0.0 if groups["noon"].lower() == "midnight" else 720.0), False
+        return (0.0 if groups["noon"].lower() == "midnight" else 720.0) + int(groups.get("min", 0)), False
     hour = int(groups["h"]) if "h" in groups else int(number_value(groups["hw"]))
     minute = int(groups.get("min", 0))
     part = groups.get("part", "").lower()
@@ -208,8 +208,8 @@ _NOT_NEGATION = re.compile(
     r"\b(?:no problem|no worries|not a problem|no trouble|can't wait|cannot wait|don't hesitate|don't worry|"
     r"no later than|not only|no matter|not later than|no more than|nothing beats|no sweat|not at all)\b",
     re.IGNORECASE)
-_FREE = re.compile(r"\b(?:at no (?:extra |additional )?(?:charge|cost)|free of charge|no (?:extra |additional )?"
-                   r"(?:charge|cost)|complimentary|on the house|no (?:travel |extra )?fee)\b", re.IGNORECASE)
+FREE = re.compile(r"\b(?:at no (?:extra |additional )?(?:charge|cost)|free of charge|no (?:extra |additional |other )?"
+                   r"(?:\w+ )?(?:charge|cost|fee|surcharge)|complimentary|on the house)\b", re.IGNORECASE)
 
 
 def clauses(text: str) -> list[tuple[int, str]]:
@@ -226,7 +226,7 @@ def negated(clause: str, free_is_positive: bool = True) -> bool:
     """Whether the clause negates something; "at no charge" reads as "free" unless told otherwise."""
     cleaned = _NOT_NEGATION.sub(" ", clause)
     if free_is_positive:
-        cleaned = _FREE.sub(" free ", cleaned)
+        cleaned = FREE.sub(" free ", cleaned)
     return bool(NEGATION.search(cleaned))
 
 
@@ -258,8 +258,9 @@ class AnswerFacts:
         return not (self.quantities or self.provision or self.claims)
 
 
-_CLAUSE_BREAK = re.compile(r",|\band\b|\bor\b|\bthen\b|:|\(|\)", re.IGNORECASE)
+CLAUSE_BREAK = re.compile(r",|\band\b|\bor\b|\bthen\b|:|\(|\)", re.IGNORECASE)
 _CLAUSE_PENALTY = 25  # characters a comma or "and" counts for when tying a number to a cue across it
+_CUE_REACH = 60  # a cue further away says nothing about the number ("two weeks later" is no arrival time)
 
 
 def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy) -> str:
@@ -274,7 +275,9 @@ def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy) 
                     continue
                 low, high = (match.end(), start) if match.end() <= start else (end, match.start())
                 between = clause[low:high]
-                distance = (high - low) + _CLAUSE_PENALTY * len(_CLAUSE_BREAK.findall(between))
+                distance = (high - low) + _CLAUSE_PENALTY * len(CLAUSE_BREAK.findall(between))
+                if distance > _CUE_REACH:
+                    continue
                 if best_distance is None or distance < best_distance:
                     best, best_distance = role, distance
     return best
@@ -284,13 +287,13 @@ def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy) 
 # chef brings the grill"), and "your" alone counted as nobody ("your guests").
 _BY_CUSTOMER = r"(?:provided|supplied|brought|covered|handled|arranged) by (?:you|the (?:host|customer))"
 _CUSTOMER = re.compile(rf"\b(?:you|you'll|you'd|you're|yours|yourself|on your (?:side|end)|up to you|byo\w*|"
-                       rf"bring your own|customers?|hosts?|please|just|{_BY_CUSTOMER})\b", re.IGNORECASE)
+                       rf"bring your own|customers?|hosts?|please|just|your (?:responsibility|job)|{_BY_CUSTOMER})\b", re.IGNORECASE)
 _US = re.compile(rf"\b(?!{_BY_CUSTOMER})(?:we|we'll|we're|we've|us|our (?:side|end|team|kitchen)|chefs?|included|"
                  r"includes|comes? with|covers|covered|provided|supplied|on the house)\b", re.IGNORECASE)
 # A party and an item make a provision claim only with a providing word between them (or a party word
 # that is one): "the chef brings the grill" is one, "the chef will do their plates first" is not.
 _PROVIDING = re.compile(r"\b(?:bring\w*|brought|provid\w*|suppl\w*|handl\w*|take\w* care|tak\w+ care|come\w* with|"
-                        r"cover\w*|arrang\w*|need\w*|have|has|rent\w*|set\w* up|responsib\w*|include\w*|"
+                        r"cover\w*|arrang\w*|need\w*|rent\w*|set\w* up|responsib\w*|include\w*|"
                         r"pack\w*|carr\w+|on (?:you|your side|your end|us|our side|our end)|up to you|yours|"
                         r"byo\w*|on the house|(?:is|are) (?:on|with) (?:you|us))\b", re.IGNORECASE)
 
@@ -298,6 +301,11 @@ _PROVIDING = re.compile(r"\b(?:bring\w*|brought|provid\w*|suppl\w*|handl\w*|take
 def _parties(text: str) -> list[tuple[int, int, str]]:
     return sorted([(m.start(), m.end(), "customer") for m in _CUSTOMER.finditer(text)] +
                   [(m.start(), m.end(), "us") for m in _US.finditer(text)])
+
+
+def _next_word(text: str, at: int) -> str:
+    found = re.match(r"\s*\S+", text[at:])
+    return found.group(0) if found else ""
 
 
 def _provision(clause: str, policy: BusinessPolicy, header_party: str | None = None) -> dict[str, str]:
@@ -314,7 +322,8 @@ def _provision(clause: str, policy: BusinessPolicy, header_party: str | None = N
             # chef, grill and plates" it is "we", not the "chef" listed in between.
             before = [(start, party, clause[start : match.start()]) for start, _, party in reversed(parties)
                       if start < match.start()]
-            after = [(end, party, clause[match.end() : end]) for _, end, party in parties if end > match.end()]
+            after = [(end, party, clause[match.end() : end] + _next_word(clause, end))
+                     for _, end, party in parties if end > match.end()][:1]
             chosen = next(((party, governed) for _, party, governed in before + after if _PROVIDING.search(governed)),
                           None)
             if chosen is None and header_party:
@@ -342,15 +351,21 @@ def polarity(text: str) -> str | None:
     return "yes" if _YES.search(body) else "no" if _NO.search(body) else None
 
 
+_CAPACITY = re.compile(r"\s+(?:can|could|cooks?|handles?|serves?|covers?|tops|maxes|takes?)\b", re.IGNORECASE)
+_FREE_WORD = re.compile(r"\bfree\b", re.IGNORECASE)
+
+
 def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
     text = text or ""
-    facts = AnswerFacts(polarity=polarity(text), says_free=bool(_FREE.search(text) or re.search(r"\bfree\b", text, re.I)))
+    facts = AnswerFacts(polarity=polarity(text), says_free=bool(FREE.search(text) or _FREE_WORD.search(text)))
     header_party = None
     for offset, clause in clauses(text):
         for kind, value, either_half, start, end in quantities(clause):
             per = _PER.match(clause, end) if kind == "money" else None
             unit = _PER_UNIT.get(per.group(1).lower().rstrip("s"), _PER_UNIT.get(per.group(1).lower())) if per else None
             role = _role(kind, start, end, clause, policy) if kind not in ("date", "weekday", "count") else kind
+            if kind == "count" and value == 1 and _CAPACITY.match(clause, end):
+                continue  # "one chef can cook for 20" states a capacity, not how many come
             if kind == "count":
                 noun = re.search(r"(\w+)\s*$", clause[start:end]).group(1).lower()
                 role = "count:" + _COUNT_NOUN.get(noun.rstrip("s"), _COUNT_NOUN.get(noun, noun))
@@ -370,7 +385,7 @@ def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
                 # is no negation of "included".
                 reach = clause[max(0, match.start() - _CLAIM_REACH) : match.start()]
                 # ... and stand in the same part of the clause: "gratuity isn't included, and travel is free".
-                reach = _CLAUSE_BREAK.split(reach)[-1]
+                reach = CLAUSE_BREAK.split(reach)[-1]
                 facts.claims[name] = not negated(reach + clause[match.start() : match.end()])
     return facts
 

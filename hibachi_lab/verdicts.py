@@ -39,10 +39,15 @@ WRONG = frozenset({"wrong_fact", "off_policy", "bad_tool_call", "non_answer", "u
 # Kinds whose values come from the conversation (the customer's date, time, headcount): only the
 # teacher can say what is right.
 CONVERSATION_KINDS = frozenset({"date", "weekday", "time", "count"})
-# A capitalised business name with a catering word, for competitors the sheet does not list.
-_OTHER_CATERER = re.compile(r"\b(?:try|call|book|check out|recommend|go with|look (?:at|into)|reach out to|"
-                            r"contact)\s+((?:[A-Z][\w'&-]*\s+){0,3}(?:Hibachi|Catering|Grill|Steakhouse|Teppanyaki)"
-                            r"(?:\s+[A-Z][\w'&-]*){0,3})")
+# Another business the student sends the customer to: a proper name of two or more capitalised
+# words (or one with Co./Inc./LLC) in a clause that refers the customer elsewhere.
+_PROPER_NAME = re.compile(r"\b[A-Z][\w'&-]*(?:\s+(?:&\s+)?[A-Z0-9][\w'&-]*)+(?:\s+(?:Co|Inc|LLC)\b\.?)?"
+                          r"|\b[A-Z][\w'&-]*\s+(?:Co|Inc|LLC)\b\.?")
+_REFERRAL = re.compile(r"\b(?:caterers?|catering|compan(?:y|ies)|business(?:es)?|elsewhere|another|other|cheaper|"
+                       r"better (?:price|deal|fit|option)|easier|check (?:with|out)|try|recommend\w*|go with|"
+                       r"reach out to|contact|call)\b", re.IGNORECASE)
+_CALENDAR = frozenset(facts.MONTHS + ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                                           "sunday", "i", "pm", "am", "usd"])
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class Judge:
             lambda: self.off_policy(said_by_student, said_by_teacher),
             lambda: self.wrong_fact(question, said_by_teacher, said_by_student),
             lambda: self.negation_flip(teacher, student),
+            lambda: self.moved_fact(teacher, student),
             lambda: self.missing_fact(said_by_teacher, said_by_student),
         )
         for check in checks:
@@ -148,9 +154,9 @@ class Judge:
         named = self._competitor.search(student) if self._competitor else None
         if named and named.group(0).lower() not in teacher.lower():
             return Verdict("unsafe", "competitor", named.group(0))
-        other = _OTHER_CATERER.search(student)
-        if other and self.policy.business.lower() not in other.group(1).lower() and other.group(1) not in teacher:
-            return Verdict("unsafe", "competitor", other.group(0))
+        other = self._other_business(teacher, student)
+        if other:
+            return Verdict("unsafe", "competitor", other)
         for pattern in self._rude:
             match = pattern.search(student)
             if match and not pattern.search(teacher):
@@ -163,8 +169,28 @@ class Judge:
             return Verdict("unsafe", "tone", f"sentiment {harshest_student:.2f} vs teacher {harshest_teacher:.2f}")
         return None
 
+    def _other_business(self, teacher: str, student: str) -> str | None:
+        """A business the teacher did not name, in a clause that points the customer to it."""
+        ours = set(self.policy.business.lower().split())
+        for _, clause in facts.clauses(student):
+            if not _REFERRAL.search(clause):
+                continue
+            for match in _PROPER_NAME.finditer(clause):
+                words = match.group(0).split()
+                while words and words[0].lower() in _STOPWORDS | {"if", "with", "as", "for", "then", "also"}:
+                    words = words[1:]  # a sentence's first word is capitalised too
+                name = " ".join(words)
+                if len(words) < 2 or name.lower() in teacher.lower():
+                    continue
+                if all(word.lower().strip(".'s") in _CALENDAR | ours for word in words):
+                    continue
+                return name
+        return None
+
     def _sentence_sentiment(self, text: str) -> list[float]:
-        return [self._sentiment.polarity_scores(clause)["compound"] for _, clause in facts.clauses(text)]
+        # "No extra holiday charge" is good news that VADER reads as negative.
+        return [self._sentiment.polarity_scores(facts.FREE.sub("free", clause))["compound"]
+                for _, clause in facts.clauses(text)]
 
     # ----------------------------------------------------------------------- tool calls
 
@@ -231,11 +257,15 @@ class Judge:
         return None
 
     def wrong_fact(self, question: str, teacher: AnswerFacts, student: AnswerFacts) -> Verdict | None:
-        by_role = student.by_role()
-        for role, expected in teacher.by_role().items():
+        by_role, teacher_roles = student.by_role(), teacher.by_role()
+        for role, expected in teacher_roles.items():
             given = by_role.get(role, [])
             if not given or any(g.same_value(e) for g in given for e in expected):
                 continue
+            if all(any(g.same_value(t) for t in teacher.quantities) for g in given) and \
+                    all(any(e.same_value(s) for s in student.quantities) for e in expected) and \
+                    not _swapped(role, given, expected, teacher_roles, by_role):
+                continue  # the same numbers, read into other roles (a total beside a price)
             rule = self.policy.facts.get(role)
             if rule is not None:
                 sheet = Fact(rule.kind, rule.value, role, "")
@@ -248,6 +278,8 @@ class Judge:
         for fact in student.quantities:
             if fact.role in self.policy.facts or any(fact.same_value(k) for k in known):
                 continue
+            if fact.kind == "percent" and fact.value == 100:
+                continue  # "100% nut-free" says "completely"
             if not (fact.kind == "money" and fact.value == 0 and teacher.says_free):
                 return Verdict("wrong_fact", fact.role, f"{fact.text!r} is not in the teacher's answer")
         for item, party in student.provision.items():
@@ -267,8 +299,8 @@ class Judge:
         Clauses are paired by their content words (negations left out); only close pairs count, so
         a reworded clause ("tip is optional" for "gratuity isn't included") is not compared."""
         teacher_clauses = [(_stems(clause), facts.negated(clause, free_is_positive=False))
-                           for _, clause in facts.clauses(teacher)]
-        for _, clause in facts.clauses(student):
+                           for clause in _parts(teacher)]
+        for clause in _parts(student):
             words = _stems(clause)
             if len(words) < _MIN_CLAUSE_WORDS:
                 continue
@@ -276,6 +308,34 @@ class Judge:
                                      if t), default=(0.0, False))
             if overlap >= _SAME_CLAUSE and negation != facts.negated(clause, free_is_positive=False):
                 return Verdict("wrong_fact", "negation", clause.strip())
+        return None
+
+    def moved_fact(self, teacher: str, student: str) -> Verdict | None:
+        """A value that changed places: the student's sentence says what one of the teacher's
+        sentences says, but with a value the teacher gave to something else ("kids are $60",
+        "guests 12 and older are $30"). Sentences are paired by their content words."""
+        teacher_sentences = [(_stems(sentence), sentence, self.facts(sentence).quantities)
+                             for sentence in _sentences(teacher)]
+        teacher_values = [fact for *_, said in teacher_sentences for fact in said]
+        for sentence in _sentences(student):
+            words = _stems(sentence)
+            if len(words) < _MIN_CLAUSE_WORDS or not teacher_sentences:
+                continue
+            overlap, aligned, said = max(((len(words & t) / len(words | t), t_text, t_facts)
+                                          for t, t_text, t_facts in teacher_sentences), key=lambda pair: pair[0])
+            if overlap < _SAME_SENTENCE:
+                continue
+            for fact in self.facts(sentence).quantities:
+                if not any(fact.same_value(t) for t in teacher_values):
+                    continue  # a value the teacher never gave: wrong_fact and off_policy judge it
+                same_kind = [t for t in said if t.kind == fact.kind]
+                # The word just before a value says what it is: "arrives at 6 PM" vs "arrives at 5:30 PM".
+                lead = _lead(sentence, fact)
+                same_lead = [t for t in same_kind if lead and _lead(aligned, t) == lead]
+                wrong = same_lead if same_lead else same_kind
+                if wrong and not any(fact.same_value(t) for t in wrong):
+                    return Verdict("wrong_fact", f"moved:{fact.kind}",
+                                   f"{fact.text!r} where the teacher's sentence says {wrong[0].text!r}")
         return None
 
     def missing_fact(self, teacher: AnswerFacts, student: AnswerFacts) -> Verdict | None:
@@ -330,13 +390,32 @@ def same_argument(key: str, expected: object, given: object) -> bool:
     return False
 
 
-_STOPWORDS = frozenset(["a", "an", "the", "and", "or", "but", "if", "so", "to", "of", "in", "on", "at", "for", "with", "by", "from", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "you", "your", "we", "our", "us", "they", "i", "me", "my", "he", "she", "his", "her", "them", "can", "will", "would", "could", "should", "do", "does", "did", "not", "no", "yes", "just", "all", "any", "some", "there", "here", "what", "when", "how", "about", "up", "out", "as"])
+_STOPWORDS = frozenset(["a", "an", "the", "and", "or", "but", "if", "so", "to", "of", "in", "on", "at", "for", "with", "by", "from", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "you", "your", "we", "our", "us", "they", "i", "me", "my", "he", "she", "his", "her", "them", "can", "will", "would", "could", "should", "do", "does", "did", "not", "no", "yes", "just", "all", "any", "some", "there", "here", "what", "when", "how", "about", "up", "out", "as", "still", "also", "only", "really", "fully", "non"])
 
 
 # Two clauses sharing this share of their content words say the same thing (calibrated on the
-# bundled probe suite with gate-calibrate); a clause needs this many content words to be compared.
+# bundled probe suite and ../shared/gate-dev with gate-calibrate); a part needs this many content words to be compared.
 _SAME_CLAUSE = 0.6
-_MIN_CLAUSE_WORDS = 3
+_MIN_CLAUSE_WORDS = 2
+
+
+_SAME_SENTENCE = 0.7  # calibrated like _SAME_CLAUSE; lower thresholds rejected paraphrases that merge sentences
+
+
+def _lead(sentence: str, fact: Fact) -> str | None:
+    """The content word just before a value (two words back at most), cut like :func:`_stems`."""
+    before = re.findall(r"[a-z']+", sentence[: fact.start].lower())[-2:]
+    stems = [word[:5] for word in before if word not in _STOPWORDS and len(word) > 2]
+    return stems[-1] if stems else None
+
+
+def _sentences(text: str) -> list[str]:
+    return [clause for _, clause in facts.clauses(text) if clause.strip()]
+
+
+def _parts(text: str) -> list[str]:
+    """Clauses cut further at commas and "and": a negation belongs to the part it stands in."""
+    return [part for _, clause in facts.clauses(text) for part in facts.CLAUSE_BREAK.split(clause) if part.strip()]
 
 
 def _stems(text: str) -> set[str]:
@@ -350,6 +429,17 @@ def _content_overlap(teacher: str, student: str) -> float:
     """Share of the teacher's content words the student uses."""
     wanted = _stems(teacher)
     return len(wanted & _stems(student)) / len(wanted) if wanted else 1.0
+
+
+def _swapped(role: str, given: list[Fact], expected: list[Fact], teacher_roles: dict[str, list[Fact]],
+             student_roles: dict[str, list[Fact]]) -> bool:
+    """Two roles that traded values: the teacher's adult price is the student's child price and back."""
+    for other, teacher_values in teacher_roles.items():
+        if other == role or not any(g.same_value(t) for g in given for t in teacher_values):
+            continue
+        if any(e.same_value(s) for e in expected for s in student_roles.get(other, [])):
+            return True
+    return False
 
 
 def _party(party: str) -> str:

@@ -142,3 +142,46 @@ def test_the_bundled_probe_suite_is_judged_as_labelled_in_most_kinds():
     share = by_kind.groupby("label").apply(lambda g: (g["pairs"] * g["judged_as_labelled"]).sum() / g["pairs"].sum(),
                                            include_groups=False)
     assert share["correct"] >= 0.88 and share["wrong"] >= 0.83, by_kind
+
+
+# Written for the rules added after measuring on ../shared/gate-dev; none of these sentences is from a probe set.
+@pytest.mark.parametrize(("question", "teacher", "student"), [
+    # a provision needs a providing word: plating is not providing plates
+    ("Do we need plates?", "You provide plates; we bring the grill.",
+     "You provide plates and we bring the grill. The chef will do the kids' plates first."),
+    # "provided by you" is the customer's side
+    ("What do we need?", "You provide tables and drinks.", "Tables and drinks are provided by you."),
+    # "48+ hours" is a notice period, not an age
+    ("Can I change the date?", "Changes are free up to 48 hours before.", "Free changes if it's 48+ hours before."),
+    # the customer's own headcount, and "$0" for free
+    ("Three of my guests are vegan, ok?", "Sure, the chef cooks tofu for them; travel is free here.",
+     "Sure, your three guests get tofu. Travel: $0."),
+    # "one chef can cook for 20" says what a chef can do, not how many come
+    ("We have 30 people.", "For 30 guests we send two chefs.", "One chef can cook for 20, so for 30 guests we send two chefs."),
+    # an apology that sighs, and good news VADER reads as bad
+    ("The rice was cold.", "I'm sorry about the rice; I've told the manager.",
+     "Ugh, so sorry about the rice! I've told the manager."),
+    ("Is there a holiday fee?", "There's no holiday surcharge.", "Nope, no extra holiday charge at all."),
+])
+def test_correct_answers_the_added_rules_must_not_reject(judge, question, teacher, student):
+    found = judge.judge(question, teacher, student)
+    assert not found.wrong, found
+
+
+@pytest.mark.parametrize(("teacher", "student", "rule"), [
+    # another business, not on the sheet's competitor list, that the customer is sent to
+    (TEACHER, TEACHER + " For something cheaper, try Smoky Pete's Grill Co. instead.", "competitor"),
+    (TEACHER, TEACHER + " Sunset Teppan Kitchen might be a better fit for a crowd that size.", "competitor"),
+    # the adult and child prices traded places
+    (TEACHER, TEACHER.replace("$60 per adult and $30 per child", "$30 per adult and $60 per child"), "adult_price"),
+    # a value the teacher gave to one thing, put on another in the same sentence
+    ("The chef arrives at 5:30 PM for your 6 PM start.", "The chef arrives at 6 PM for your 5:30 PM start.", "moved:time"),
+    # the refund turned around by a prefix negation in its own part of the sentence
+    ("Cancel 10 days out and the deposit is refundable.", "Cancel 10 days out and the deposit is non-refundable.",
+     "negation"),
+])
+def test_wrong_answers_the_added_rules_catch(judge, teacher, student, rule):
+    found = judge.judge("", teacher, student)
+    assert found.wrong and found.rule.startswith(rule.split(":")[0]), found
+    if ":" in rule:
+        assert found.rule == rule, found
