@@ -611,6 +611,10 @@ def _print_dataset(summary: dict[str, Any]) -> None:
     for reason, count in {**summary["dropped"], **summary["removed"]}.items():
         if count:
             table.add_row(reason.replace("_", " "), f"{count:,}")
+    flagged = summary["teacher_answers_off_policy"]
+    if flagged["train"] or flagged["eval"]:
+        table.add_row("teacher answers against the policy sheet, kept and flagged",
+                      f"train {flagged['train']:,}, eval {flagged['eval']:,} (column off_policy)")
     table.add_row("median / max tokens", f"{summary['tokens']['median']:.0f} / {summary['tokens']['max']:,}")
     console.print(table)
 

@@ -45,7 +45,7 @@ datasets.disable_progress_bars()  # our own reports say what was written
 SPLITS = ("train", "eval", "gate")
 DROP_REASONS = ("excluded_intent", "provider_error", "fallback_apology", "empty_answer", "low_agreement",
                 "no_teacher_answer", "tool_call_turn", "too_long")
-REMOVED_REASONS = ("exact_duplicate", "near_duplicate", "intent_cap")
+REMOVED_REASONS = ("exact_duplicate", "near_duplicate", "intent_cap", "off_policy_reference")
 DEFAULT_SYSTEM_PROMPT = (
     "You are the friendly assistant of My Hibachi, a hibachi catering business that brings a chef, grill and "
     "propane to the customer's home. Answer briefly and warmly, state prices and policies exactly, and book, "
@@ -91,6 +91,8 @@ class DatasetConfig(StrictConfig):
     max_tokens: int = Field(2048, ge=16)
     overlong: Literal["truncate_history", "drop"] = "truncate_history"
     kaggle_id: str = Field("your-kaggle-username/my-hibachi-sft", description="owner/slug for kaggle datasets create")
+    policy_sheet: str | None = Field(None, description="the business policy sheet teacher answers are checked "
+                                                       "against; null: the bundled configs/business.yaml")
 
 
 
@@ -384,6 +386,7 @@ def build(
     examples = examples.sort_values(["conversation_id", "turn_index"], kind="stable").reset_index(drop=True)
     examples, removed = dedupe(examples, config.dedupe, engine)
     examples = examples.assign(split=assign_splits(examples, config.split))
+    examples, removed["off_policy_reference"] = check_against_sheet(examples, config.policy_sheet)
 
     report = LeakChecker(pii_config).check(_texts_to_check(examples))
     if not report.passed:
@@ -395,6 +398,21 @@ def build(
     summary = _summary(len(turns), dropped, removed, splits, config, counter, source)
     _write(Path(out), splits, summary, config, track)
     return BuildResult(summary, splits)
+
+
+def check_against_sheet(examples: pd.DataFrame, policy_sheet: str | None) -> tuple[pd.DataFrame, int]:
+    """Flag teacher answers that contradict the policy sheet (column ``off_policy``: the rule and the
+    words, empty when none) and leave them out of the gate split: a reference that quotes the wrong
+    price would reward the student for copying it. Train and eval keep them, flagged, for a person
+    to correct or drop."""
+    from hibachi_lab.policy import load_policy
+    from hibachi_lab.verdicts import Judge
+
+    judge = Judge(load_policy(policy_sheet), check_pii=False)
+    found = [judge.against_sheet(messages[-1]["content"] or "") for messages in examples["messages"]]
+    examples = examples.assign(off_policy=[f"{v.rule}: {v.evidence}" if v else "" for v in found])
+    reference = (examples["split"] == "gate") & (examples["off_policy"] != "")
+    return examples[~reference].reset_index(drop=True), int(reference.sum())
 
 
 def _surrogate_spans(turn: dict) -> dict[str, list[tuple[int, int]]]:
@@ -433,6 +451,9 @@ def _summary(turns_in: int, dropped: Counter, removed: Counter, splits: dict[str
                      for name in sorted(examples["tier"].unique())},
         "teacher_providers": examples["teacher_provider"].value_counts().sort_index().to_dict(),
         "tool_call_examples": int(examples["tools"].notna().sum()),
+        "teacher_answers_off_policy": {name: int((frame["off_policy"] != "").sum()) for name, frame in splits.items()},
+        "off_policy_rules": examples.loc[examples["off_policy"] != "", "off_policy"].str.split(": ").str[0]
+        .value_counts().sort_index().to_dict(),
         "tokens": {"tokenizer": counter.name, "max": int(examples["tokens"].max()),
                    "median": float(examples["tokens"].median()), "total": int(examples["tokens"].sum())},
         "config_sha256": hashlib.sha256(config.model_dump_json().encode()).hexdigest(),
@@ -507,6 +528,13 @@ def _card(summary: dict[str, Any], splits: dict[str, pd.DataFrame]) -> Report:
     report.heading("Teacher sources")
     report.table(["teacher", "examples"], [[name, count] for name, count in summary["teacher_providers"].items()])
     report.paragraph(f"Examples with tool calls: {summary['tool_call_examples']:,}.")
+    flagged = summary["teacher_answers_off_policy"]
+    report.heading("Teacher answers that contradict the policy sheet")
+    report.paragraph(
+        f"{summary['removed']['off_policy_reference']:,} left out of the gate split (a wrong reference would reward "
+        f"copying it); {flagged['train']:,} in train and {flagged['eval']:,} in eval kept and flagged in the "
+        "`off_policy` column, for a person to correct or drop before training.")
+    report.table(["rule", "answers"], [[rule, count] for rule, count in summary["off_policy_rules"].items()])
     report.paragraph(
         f"Token lengths are counted with {summary['tokens']['tokenizer']}, each example rendered with a chat template "
         "including its tool schemas and tool calls: an estimate unless that is the student's tokenizer. Before "

@@ -74,7 +74,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
     ("time", r"\b(?P<noon>noon|midday|midnight)\b"),
     ("time", r"(?<![\d:$.])(?P<h>[01]?\d|2[0-3]):(?P<min>[0-5]\d)(?![\d:])(?:\s+(?P<part>" + _DAYPART + "))?"),
     ("time", rf"\b(?P<h>1[0-2]|[1-9])\s+(?P<part>{_DAYPART})"),
-    ("money", rf"\$\s?(?P<n>\d[\d,]*(?:\.\d\d)?)(?:\s?(?P<k>k)\b)?|\b(?P<w>{NUMBER})\s?(?:dollars?|bucks|usd)\b"),
+    ("money", rf"\$\s?(?P<n>\d{{1,3}}(?:,\d{{3}})+(?:\.\d\d)?|\d+(?:\.\d\d)?)(?:\s?(?P<k>k)\b)?|\b(?P<w>{NUMBER})\s?(?:dollars?|bucks|usd)\b"),
     ("percent", rf"\b(?P<n>{NUMBER})\s?(?:%|percent\b|per cent\b)"),
     ("duration", (rf"\b(?P<n>{NUMBER}|half an?|a couple of|an?)\+?[\s-]+(?P<biz>business\s+)?"
                  r"(?P<unit>minute|min|hour|hr|day|week|month)s?\b")),
@@ -260,10 +260,10 @@ class AnswerFacts:
 
 CLAUSE_BREAK = re.compile(r",|\band\b|\bor\b|\bthen\b|:|\(|\)", re.IGNORECASE)
 _CLAUSE_PENALTY = 25  # characters a comma or "and" counts for when tying a number to a cue across it
-_CUE_REACH = 60  # a cue further away says nothing about the number ("two weeks later" is no arrival time)
+CUE_REACH = 60  # a cue further away says nothing about the number ("two weeks later" is no arrival time)
 
 
-def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy) -> str:
+def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy, cue_reach: int) -> str:
     """The policy role of the same kind whose cue is nearest the quantity in its clause, else the kind."""
     best, best_distance = kind, None
     for role, rule in policy.facts.items():
@@ -276,7 +276,7 @@ def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy) 
                 low, high = (match.end(), start) if match.end() <= start else (end, match.start())
                 between = clause[low:high]
                 distance = (high - low) + _CLAUSE_PENALTY * len(CLAUSE_BREAK.findall(between))
-                if distance > _CUE_REACH:
+                if distance > cue_reach:
                     continue
                 if best_distance is None or distance < best_distance:
                     best, best_distance = role, distance
@@ -355,7 +355,8 @@ _CAPACITY = re.compile(r"\s+(?:can|could|cooks?|handles?|serves?|covers?|tops|ma
 _FREE_WORD = re.compile(r"\bfree\b", re.IGNORECASE)
 
 
-def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
+def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> AnswerFacts:
+    """The facts of an answer; ``cue_reach``: how far (in characters) a role's cue word may stand from its value."""
     text = text or ""
     facts = AnswerFacts(polarity=polarity(text), says_free=bool(FREE.search(text) or _FREE_WORD.search(text)))
     header_party = None
@@ -363,7 +364,7 @@ def extract(text: str, policy: BusinessPolicy) -> AnswerFacts:
         for kind, value, either_half, start, end in quantities(clause):
             per = _PER.match(clause, end) if kind == "money" else None
             unit = _PER_UNIT.get(per.group(1).lower().rstrip("s"), _PER_UNIT.get(per.group(1).lower())) if per else None
-            role = _role(kind, start, end, clause, policy) if kind not in ("date", "weekday", "count") else kind
+            role = _role(kind, start, end, clause, policy, cue_reach) if kind not in ("date", "weekday", "count") else kind
             if kind == "count" and value == 1 and _CAPACITY.match(clause, end):
                 continue  # "one chef can cook for 20" states a capacity, not how many come
             if kind == "count":

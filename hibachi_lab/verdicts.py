@@ -256,6 +256,14 @@ class Judge:
                 return Verdict("off_policy", f"claim:{name}", f"says {name} is {claimed}")
         return None
 
+    def against_sheet(self, answer: str) -> Verdict | None:
+        """A teacher's own answer checked against the sheet (``build-dataset``), on close evidence only:
+        prices beside their cue word, who brings what, yes/no claims. A notice period or an hour read
+        from a farther word is a guess, which is fine beside a teacher to compare with, not alone."""
+        said = facts.extract(answer, self.policy, cue_reach=_SHEET_CUE_REACH)
+        said.quantities = [fact for fact in said.quantities if fact.kind == "money"]
+        return self.off_policy(said, AnswerFacts())
+
     def wrong_fact(self, question: str, teacher: AnswerFacts, student: AnswerFacts) -> Verdict | None:
         by_role, teacher_roles = student.by_role(), teacher.by_role()
         for role, expected in teacher_roles.items():
@@ -399,6 +407,7 @@ _SAME_CLAUSE = 0.6
 _MIN_CLAUSE_WORDS = 2
 
 
+_SHEET_CUE_REACH = 20
 _SAME_SENTENCE = 0.7  # calibrated like _SAME_CLAUSE; lower thresholds rejected paraphrases that merge sentences
 
 

@@ -151,3 +151,30 @@ def test_the_card_and_the_kaggle_bundle_name_no_absolute_path(built, scrubbed):
             assert not absolute.search(text) and str(scrubbed.parent) not in text, path.name
     assert f"Built from {scrubbed.name}:" in (out / "kaggle" / "README.md").read_text()
     assert (out / "kaggle" / "figures" / "token_lengths.png").exists()  # the card shows it
+
+
+def test_teacher_answers_against_the_sheet_are_flagged_in_train_and_kept_out_of_the_gate():
+    import pandas as pd
+
+    def example(answer: str, split: str) -> dict:
+        return {"messages": [{"role": "user", "content": "?"}, {"role": "assistant", "content": answer}], "split": split}
+
+    examples = pd.DataFrame([
+        example("It's $75 per adult and $30 per child.", "gate"),            # the sheet says $60 per adult
+        example("Please bring your own propane and tables.", "train"),       # we bring the propane
+        example("It's $60 per adult; you provide tables and chairs.", "gate"),
+        example("The deposit is $250 to hold the date.", "eval"),            # the sheet says $100
+        example("Sure! See you at 6 on the 12th.", "train"),
+    ])
+    kept, left_out = dataset.check_against_sheet(examples, None)
+    assert left_out == 1
+    assert list(kept["off_policy"].str.split(": ").str[0]) == ["provision:propane", "", "deposit", ""]
+    assert not (kept[kept["split"] == "gate"]["off_policy"] != "").any()
+
+
+def test_the_built_dataset_accounts_for_references_left_out(built):
+    _, result = built
+    summary = result.summary
+    assert all(not answer for answer in result.splits["gate"]["off_policy"])
+    assert summary["teacher_answers_off_policy"]["gate"] == 0
+    assert set(summary["teacher_answers_off_policy"]) == {"train", "eval", "gate"}
