@@ -89,7 +89,10 @@ _DURATION_HOURS = {"minute": 1 / 60, "min": 1 / 60, "hour": 1, "hr": 1, "day": 2
                    "fortnight": 336, "overnight": 12}
 _COUNT_NOUN = {"guest": "guests", "people": "guests", "person": "guests", "ppl": "guests", "pax": "guests",
                "head": "guests", "adult": "adults", "kid": "kids", "children": "kids", "chef": "chefs", "grill": "grills"}
-_PER = re.compile(r"\s*(?:per|a|an|each|every|for each|/)\s*(\w+)", re.IGNORECASE)
+# What a price is per: right after it ("$60 a head", "$550 per-guest minimum"), or after up to two
+# words with an unmistakable "per" ("$550 food minimum per party", "a $100 deposit for each guest").
+_PER = re.compile(r"\s*(?:per|a|an|each|every|for each|/)[\s-]*(\w+)|(?:\s+[a-z]+){1,2}?\s+(?:per|for each|for every)[\s-]+(\w+)",
+                  re.IGNORECASE)
 _PER_UNIT = {"person": "person", "persons": "person", "guest": "person", "head": "person", "adult": "person",
              "people": "person", "plate": "person", "mile": "mile", "mi": "mile", "km": "km", "kilometer": "km",
              "kilometre": "km", "event": "event", "party": "event", "booking": "event", "hour": "hour", "day": "day",
@@ -343,6 +346,7 @@ _YES = re.compile(r"^\W*(?:yes|yep|yeah|yup|absolutely|of course|sure|definitely
                   r"correct|we (?:sure |definitely |absolutely )?(?:do|can|will|are|have)\b(?!\s*(?:not|n't)))",
                   re.IGNORECASE)
 _NO = re.compile(r"^\W*(?:no\b(?!\s+(?:problem|worries|need))|nope|unfortunately|sorry|i'm afraid|afraid not|"
+                 r"(?:i'm|i am|we're|we are) (?:so |very )?sorry,? but|"
                  r"we (?:do not|don't|can't|cannot|won't|aren't|are not)\b)", re.IGNORECASE)
 
 
@@ -363,7 +367,8 @@ def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> An
     for offset, clause in clauses(text):
         for kind, value, either_half, start, end in quantities(clause):
             per = _PER.match(clause, end) if kind == "money" else None
-            unit = _PER_UNIT.get(per.group(1).lower().rstrip("s"), _PER_UNIT.get(per.group(1).lower())) if per else None
+            word = (per.group(1) or per.group(2)).lower() if per else ""
+            unit = _PER_UNIT.get(word.rstrip("s"), _PER_UNIT.get(word)) if per else None
             role = _role(kind, start, end, clause, policy, cue_reach) if kind not in ("date", "weekday", "count") else kind
             if kind == "count" and value == 1 and _CAPACITY.match(clause, end):
                 continue  # "one chef can cook for 20" states a capacity, not how many come
