@@ -946,7 +946,7 @@ def demo(
     )
     _print_decision(evaluated)
 
-    report = {"load": result.report.to_dict(), "summary": summary, "replay": replayed, "consensus": agreed,
+    report = {"load": result.report.shareable(), "summary": summary, "replay": replayed, "consensus": agreed,
               "scrub": scrubbed, "leak_check": {"passed": leaks.passed, "texts_checked": leaks.texts_checked},
               "dataset": built.summary, "training": trainer.result_dict(trained), "evaluation": evaluated}
     path = write_text_atomic(out / "summary.json", json.dumps(report, indent=2, default=str))

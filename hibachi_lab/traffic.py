@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import atomic_path, cache_dir
+from hibachi_lab.files import atomic_path, cache_dir, shareable_path
 from hibachi_lab.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -440,6 +440,11 @@ class LoadReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def shareable(self) -> dict[str, Any]:
+        """As a report that may leave this machine shows it: the files named without the user's folders."""
+        return self.to_dict() | {"files": [shareable_path(path) for path in self.files],
+                                 "quarantine_file": shareable_path(self.quarantine_file) if self.quarantine_file else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoadReport:

@@ -220,3 +220,13 @@ def mlflow_text(download: Path) -> str:
             parts.append(written_text(local))
     assert len(parts) > 1  # there was something to look at
     return "\n".join(parts)
+
+
+def test_the_scrub_report_names_files_without_the_users_folders(tmp_path, monkeypatch, small_log, config):
+    monkeypatch.chdir(tmp_path)
+    pii.scrub_file([small_log.resolve()], (tmp_path / "out" / "scrubbed.jsonl").resolve(), config)
+    written = (tmp_path / "out" / "scrub_report.json").read_text()
+    report = json.loads(written)
+    assert report["output"] == "out/scrubbed.jsonl"
+    assert report["input"] == report["load"]["files"] == ["turns.jsonl"]
+    assert str(tmp_path) not in written

@@ -27,7 +27,7 @@ from pydantic import Field
 from hibachi_lab import traffic
 from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import write_text_atomic
+from hibachi_lab.files import shareable_path, write_text_atomic
 from hibachi_lab.pii.detectors import (
     ACCESS_CODE,
     DATE_OF_BIRTH,
@@ -780,7 +780,8 @@ def scrub_file(
     scrubbed = scrubber.scrub_turns(turns, report)
     report.rows_out = traffic.write_turns((traffic.parse_turn(turn) for turn in scrubbed), out)
     report.seconds = time.perf_counter() - started
-    summary = {"input": [str(path) for path in logs], "output": str(out), "load": loaded.report.to_dict()}
+    summary = {"input": [shareable_path(path) for path in logs], "output": shareable_path(out),
+               "load": loaded.report.shareable()}
     summary |= report.to_dict()
     write_text_atomic(out.parent / "scrub_report.json", json.dumps(summary, indent=2))
     return summary
