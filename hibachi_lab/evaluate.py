@@ -290,6 +290,10 @@ class GateDecision:
     per_intent: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+# 0.72 / 0.8 is 0.8999999999999999 in floating point: a student exactly at the threshold meets it.
+_ROUNDING = 1e-9
+
+
 def decide(scores: pd.DataFrame, config: PromotionConfig) -> GateDecision:
     """Pass only if every condition holds; otherwise fail listing each one that does not."""
     reasons = []
@@ -330,7 +334,7 @@ def decide(scores: pd.DataFrame, config: PromotionConfig) -> GateDecision:
     if config.mode == "relative" and np.isnan(scale):
         reasons.append("relative mode needs a teacher ceiling: no gate example has a distinct second teacher's answer "
                        "(use mode: absolute, or build the dataset with teacher_sources starting with consensus)")
-    elif not value >= config.threshold:
+    elif not value >= config.threshold - _ROUNDING:
         reasons.append(f"similarity {value:.3f} {label} is below the threshold {config.threshold}")
     per_intent = {}
     for intent, group in scores.groupby("intent"):
@@ -339,7 +343,7 @@ def decide(scores: pd.DataFrame, config: PromotionConfig) -> GateDecision:
                                    "wrong": int(group["verdict"].isin(WRONG).sum())}
         judged = (len(group) >= config.min_examples_per_intent and intent not in config.verdicts_only_intents
                   and not np.isnan(scale))
-        if judged and not intent_value >= config.intent_floor:
+        if judged and not intent_value >= config.intent_floor - _ROUNDING:
             reasons.append(f"intent {intent}: similarity {intent_value:.3f} {label} is below its floor "
                            f"{config.intent_floor} ({len(group)} examples)")
     return GateDecision(not reasons, reasons, metrics, per_intent)
