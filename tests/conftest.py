@@ -84,3 +84,27 @@ def built(scrubbed, tmp_path_factory, engine) -> tuple[Path, dataset.BuildResult
     result = dataset.build(traffic.load(scrubbed), out, dataset.DatasetConfig.from_yaml(DEFAULT_DATASET), engine,
                            MEMBERS, pii.PiiConfig.from_yaml(DEFAULT_PII), source=str(scrubbed), track=False)
     return out, result
+
+
+@pytest.fixture(scope="session")
+def config():
+    """The shipped PII settings."""
+    return pii.PiiConfig.from_yaml(DEFAULT_PII)
+
+
+@pytest.fixture
+def recorded_loads(monkeypatch) -> dict:
+    """What the code under test asks ``AutoModelForCausalLM.from_pretrained`` for (name and keyword arguments),
+    with no model loaded: it gets the string "model" back."""
+    import transformers
+
+    loaded: dict = {}
+
+    class Recorder:
+        @staticmethod
+        def from_pretrained(name, **kwargs):
+            loaded.update(kwargs, name=name)
+            return "model"
+
+    monkeypatch.setattr(transformers, "AutoModelForCausalLM", Recorder)
+    return loaded

@@ -19,11 +19,6 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="session")
-def config() -> pii.PiiConfig:
-    return pii.PiiConfig.from_yaml(DEFAULT_PII)
-
-
-@pytest.fixture(scope="session")
 def scrubber(config) -> pii.Scrubber:
     return pii.Scrubber(config)
 

@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hibachi_lab import dataset, pii, traffic
-from hibachi_lab.cli import DEFAULT_DATASET, DEFAULT_PII, app
+from hibachi_lab.cli import DEFAULT_DATASET, app
 from hibachi_lab.errors import BadInput
 
 runner = CliRunner()
@@ -110,11 +110,6 @@ def planted_log(tmp_path: Path, field: str, value: str | None) -> Path:
     path = tmp_path / "planted.jsonl"
     traffic.write_turns([traffic.parse_turn(t) for t in [turn, *copy.deepcopy(filler_turns())]], path)
     return path
-
-
-@pytest.fixture(scope="module")
-def config() -> pii.PiiConfig:
-    return pii.PiiConfig.from_yaml(DEFAULT_PII)
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def test_a_recorded_or_stock_recipe_names_the_16_bit_base(tmp_path):
 # --------------------------------------------------------------------------- where bases are loaded
 
 
-def test_with_a_gpu_bases_load_on_it_in_half_precision(monkeypatch):
+def test_with_a_gpu_bases_load_on_it_in_half_precision(monkeypatch, recorded_loads):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_75", "sm_80"])
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=0: (7, 5))
@@ -79,19 +79,8 @@ def test_with_a_gpu_bases_load_on_it_in_half_precision(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=0: (8, 0))
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert students.inference_placement() == ("cuda", torch.bfloat16)
-    loaded = {}
-
-    class Recorder:
-        @staticmethod
-        def from_pretrained(name, **kwargs):
-            loaded.update(kwargs, name=name)
-            return "model"
-
-    import transformers
-
-    monkeypatch.setattr(transformers, "AutoModelForCausalLM", Recorder)
     assert students.load_base("Qwen/Qwen3-8B") == "model"
-    assert loaded == {"name": "Qwen/Qwen3-8B", "dtype": torch.bfloat16, "device_map": "cuda"}
+    assert recorded_loads == {"name": "Qwen/Qwen3-8B", "dtype": torch.bfloat16, "device_map": "cuda"}
 
 
 def test_without_a_gpu_bases_load_on_the_cpu_in_fp32(monkeypatch):

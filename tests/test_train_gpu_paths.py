@@ -192,22 +192,12 @@ def test_unsloth_is_imported_before_transformers_trl_and_peft(entry, built, tmp_
 
 
 @pytest.mark.parametrize("rank, expected", [(None, {"": 0}), ("0", {"": 0}), ("1", {"": 1})])
-def test_each_ddp_rank_loads_the_4_bit_base_on_its_own_gpu(rank, expected, monkeypatch):
-    import transformers
-
+def test_each_ddp_rank_loads_the_4_bit_base_on_its_own_gpu(rank, expected, monkeypatch, recorded_loads):
     if rank is None:
         monkeypatch.delenv("LOCAL_RANK", raising=False)
     else:
         monkeypatch.setenv("LOCAL_RANK", rank)
-    loaded = {}
-
-    class Recorder:
-        @staticmethod
-        def from_pretrained(name, **kwargs):
-            loaded.update(kwargs, name=name)
-            return "model"
-
-    monkeypatch.setattr(transformers, "AutoModelForCausalLM", Recorder)
+    loaded = recorded_loads
     chosen = train.make_plan(load_recipe("qwen3-8b"), T4X2, backend="peft")
     assert chosen.multi_gpu == "ddp" and chosen.weight_bits == 4
     assert train._load_peft_base(load_recipe("qwen3-8b"), chosen) == "model"
