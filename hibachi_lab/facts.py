@@ -28,7 +28,9 @@ _SMALL = "|".join(sorted(_UNITS, key=len, reverse=True))
 _TEN = "|".join(_TENS)
 _WORDS = (rf"(?:(?:{_SMALL}|a|one)[ -]hundred(?:[ -](?:and[ -])?(?:(?:{_TEN})(?:[ -](?:{_SMALL}))?|{_SMALL}))?"
           rf"|(?:{_TEN})(?:[ -](?:{_SMALL}))?|{_SMALL}|a dozen|dozen)")
-NUMBER = rf"(?:\d[\d,]*(?:\.\d+)?|{_WORDS})"
+# Thousands separated by commas ("1,200"); a comma after a number ends it ("$5, lobster $10").
+_DIGITS = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+"
+NUMBER = rf"(?:(?:{_DIGITS})(?:\.\d+)?|{_WORDS})"
 
 
 def number_value(text: str) -> float:
@@ -77,7 +79,7 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
     ("time", r"\b(?P<noon>noon|midday|midnight)\b"),
     ("time", r"(?<![\d:$.])(?P<h>[01]?\d|2[0-3]):(?P<min>[0-5]\d)(?![\d:])(?:\s+(?P<part>" + _DAYPART + "))?"),
     ("time", rf"\b(?P<h>1[0-2]|[1-9])\s+(?P<part>{_DAYPART})"),
-    ("money", rf"\$\s?(?P<n>\d[\d,]*(?:\.\d\d)?)(?:\s?(?P<k>k)\b)?|\b(?P<w>{NUMBER})\s?(?:dollars?|bucks|usd)\b"),
+    ("money", rf"\$\s?(?P<n>(?:{_DIGITS})(?:\.\d\d)?)(?:\s?(?P<k>k)\b)?|\b(?P<w>{NUMBER})\s?(?:dollars?|bucks|usd)\b"),
     ("percent", rf"\b(?P<n>{NUMBER})\s?(?:%|percent\b|per cent\b)"),
     # "7+ days" and "7 or more days" are at least 7 days: the same notice as "7 days".
     ("duration", (rf"\b(?P<n>{NUMBER}|half an?|a couple of|an?)(?:\+|\s+or\s+more)?[\s-]+(?P<biz>business\s+)?"

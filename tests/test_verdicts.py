@@ -121,6 +121,12 @@ def test_the_same_facts_made_wrong_are_still_caught(judge, teacher, student, rul
     assert found.wrong and found.rule == rule, found
 
 
+def test_a_comma_after_an_amount_ends_it():
+    menu = facts.extract("Upgrades: filet mignon +$5, lobster tail +$10", POLICY).quantities
+    assert [(fact.role, fact.value) for fact in menu] == [("filet_upgrade", 5), ("lobster_upgrade", 10)]
+    assert [fact.value for fact in facts.extract("Your total is $1,200, tax included", POLICY).quantities] == [1200]
+
+
 def test_a_booking_reply_that_only_says_contact_us_is_a_non_answer_even_with_the_right_call(judge):
     teacher = "Thanks! I've noted 14 guests on Saturday, September 12 at 6:00 PM."
     assert judge.judge("Book us", teacher, "Please contact us for more information.", BOOKING, BOOKING).verdict == \
