@@ -206,6 +206,9 @@ def test_a_student_that_rewords_every_answer_passes(sample_gate, engine, shipped
 
 
 def test_a_second_teacher_that_keeps_to_the_sheet_passes(sample_gate, engine, shipped_gate):
+    """Another ensemble member's distinct answer where the dataset has one (and neither it nor the
+    reference breaks the policy sheet); the teacher's answer elsewhere, booking calls always the
+    teacher's (see :func:`second_teacher`)."""
     answers, swapped = second_teacher(sample_gate)
     assert swapped >= 30
     decision = decide(sample_gate, answers, engine, shipped_gate)
