@@ -804,6 +804,17 @@ def _print_decision(result: dict[str, Any]) -> None:
                       f"{result['mlflow_run_id']}", highlight=False)
 
 
+def _decision_in_words(student: str, result: dict[str, Any]) -> str:
+    """One gate decision for a reader who is no engineer: how many answers were wrong and what that means."""
+    metrics = result["metrics"]
+    wrong, total = metrics["wrong_answers"], metrics["gate_examples"]
+    if result["passed"]:
+        return (f"{student} PASSED the quality check: {wrong} of {total} test answers were wrong or unsafe, and its "
+                f"answers say what the teacher's say")
+    return (f"{student} FAILED the quality check: {wrong} of {total} test answers were wrong or unsafe "
+            f"(at most {result['gate']['max_wrong_rate']:.0%} may be, with room for chance)")
+
+
 TrackingUri = Annotated[
     str | None,
     typer.Option(help="The MLflow store to read (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this "
@@ -884,16 +895,19 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where reports go.")] = Path("reports/demo"),
 ) -> None:
     """The main job on the bundled sample: replay A/B -> consensus -> scrub -> leak check -> dataset -> smoke student
-    -> gate decision -> MLflow registry, on CPU in a few minutes."""
+    (fails the gate) -> a second teacher (passes, promoted to production in the MLflow registry), on CPU in a few
+    minutes."""
     from hibachi_lab import dataset, ensemble, pii, registry, traffic
     from hibachi_lab import evaluate as evaluation
     from hibachi_lab import replay as replay_module
     from hibachi_lab import train as trainer
     from hibachi_lab.cost import Pricing
-    from hibachi_lab.files import write_text_atomic
+    from hibachi_lab.files import shareable_path, write_text_atomic
+    from hibachi_lab.policy import load_policy
     from hibachi_lab.recipes import load_hardware, load_recipe
     from hibachi_lab.records import read_jsonl
     from hibachi_lab.similarity import ProbePair
+    from hibachi_lab.verdicts import Judge
 
     result = traffic.read_logs(logs, quarantine_path=out / "quarantine.jsonl")
     _print_load_report(result.report, title="Step 1: validate")
@@ -939,16 +953,43 @@ def demo(
                   f"{trained.losses[-1][1]:.2f}, adapter in {out / 'student' / 'adapter'}", highlight=False)
 
     console.rule("Step 7: evaluate it on the gate split and decide promotion")
+    promotion = evaluation.PromotionConfig.from_yaml(DEFAULT_PROMOTION)
+    probes = read_jsonl(SIMILARITY_PROBES, ProbePair)
     evaluated = evaluation.run_evaluation(
-        out / "dataset", out / "evaluation", engine, evaluation.PromotionConfig.from_yaml(DEFAULT_PROMOTION),
-        read_jsonl(SIMILARITY_PROBES, ProbePair), adapter=out / "student" / "adapter",
+        out / "dataset", out / "evaluation", engine, promotion, probes, adapter=out / "student" / "adapter",
         generation=evaluation.GenerationSettings(max_new_tokens=48, batch_size=16),
     )
     _print_decision(evaluated)
+    try:
+        registry.promote(evaluated["mlflow_run_id"])
+        smoke_refused = False
+    except BadInput as refusal:
+        smoke_refused = True
+        console.print(f"promotion refused, as it should be: {refusal}", highlight=False)
+
+    console.rule("Step 8: a second teacher as the student (no training), then promotion")
+    # The other side of the decision: another ensemble member's answers to the same gate prompts,
+    # where they agree with the reference, written as an answers file like one made on Kaggle.
+    gate_examples = list(dataset.load_built(out / "dataset")[0]["gate"])
+    honest_answers, from_second = evaluation.second_teacher_answers(
+        gate_examples, Judge(load_policy(promotion.policy)))
+    answers_file = write_text_atomic(out / "second_teacher" / "answers.jsonl", "".join(
+        reply.model_dump_json(exclude_none=True) + "\n" for reply in honest_answers.values()))
+    console.print(f"{from_second} of {len(gate_examples)} gate answers from a second teacher, the reference "
+                  f"answer elsewhere: {answers_file}", highlight=False)
+    honest = evaluation.run_evaluation(out / "dataset", out / "second_teacher" / "evaluation", engine, promotion,
+                                       probes, answers_file=answers_file)
+    _print_decision(honest)
+    promoted_version = registry.promote(honest["mlflow_run_id"]) if honest["passed"] else None
+    if promoted_version:
+        console.print(f"hibachi-student version {promoted_version} is now [bold]production[/]")
 
     report = {"load": result.report.shareable(), "summary": summary, "replay": replayed, "consensus": agreed,
               "scrub": scrubbed, "leak_check": {"passed": leaks.passed, "texts_checked": leaks.texts_checked},
-              "dataset": built.summary, "training": trainer.result_dict(trained), "evaluation": evaluated}
+              "dataset": built.summary, "training": trainer.result_dict(trained), "evaluation": evaluated,
+              "second_teacher": {"answers_file": shareable_path(answers_file), "answers_from_second_teacher": from_second,
+                                 "evaluation": honest, "promoted_version": promoted_version},
+              "smoke_promotion_refused": smoke_refused}
     path = write_text_atomic(out / "summary.json", json.dumps(report, indent=2, default=str))
     seed = replayed["policies"]["seed"]
     console.rule("Demo summary")
@@ -959,11 +1000,14 @@ def demo(
         f"turns; leak check passed\n"
         f"dataset: {built.summary['examples_out']:,} examples (train {built.summary['per_split']['train']:,} / eval "
         f"{built.summary['per_split']['eval']:,} / gate {built.summary['per_split']['gate']:,})\n"
-        f"gate: {'PASSED' if evaluated['passed'] else 'FAILED'} for the smoke student (expected: it is a randomly "
-        f"initialised pipeline check, not a student), {len(evaluated['reasons'])} reason(s) listed",
+        f"{_decision_in_words('the smoke student (a tiny model trained for seconds)', evaluated)}; "
+        f"{'so it was not put into service' if smoke_refused else 'it was promoted'}\n"
+        f"{_decision_in_words('the second teacher', honest)}; "
+        + (f"it now answers customers (hibachi-student version {promoted_version} is production)" if promoted_version
+           else "so it was not put into service"),
         highlight=False)
-    console.print(f"reports: {path.parent} (replay_ab/, consensus/, dataset/README.md, evaluation/report.html)",
-                  highlight=False)
+    console.print(f"reports: {path.parent} (replay_ab/, consensus/, dataset/README.md, evaluation/report.html, "
+                  "second_teacher/evaluation/report.html)", highlight=False)
     console.print(f"MLflow UI: mlflow ui --backend-store-uri {registry.tracking_uri()}  then open "
                   "http://127.0.0.1:5000 (Models > hibachi-student shows the gate decision)", highlight=False)
 

@@ -258,6 +258,38 @@ def score(examples: list[dict], answers: dict[str, StudentAnswer | str], engine:
     })
 
 
+def teacher_answer(example: dict) -> StudentAnswer:
+    """The gate example's reference answer as a student would give it, booking calls included."""
+    reference = example["messages"][-1]
+    return StudentAnswer(prompt_id=example["prompt_id"], answer=reference["content"] or "",
+                         tool_calls=teacher_tool_calls(reference))
+
+
+def second_teacher_answers(examples: list[dict], judge: Judge) -> tuple[dict[str, StudentAnswer], int]:
+    """A student made of another ensemble member's answers, for showing a promotion (the demo).
+
+    On each prompt where the dataset keeps a distinct answer of another member that the verdicts
+    accept against the reference (same facts, on the policy sheet, nothing unsafe), that answer;
+    the reference elsewhere. Ensemble members sometimes state a wrong fact, which no honest
+    student would copy. Booking calls stay the reference's: the dataset keeps only the other
+    members' text. Returns the answers and how many came from the second teacher.
+    """
+    answers = {example["prompt_id"]: teacher_answer(example) for example in examples}
+    candidates = []  # (example, the other member's answer)
+    for example in examples:
+        reference = answers[example["prompt_id"]]
+        distinct = [text for text in example.get("other_teacher_answers") or [] if not _is_copy(text, reference.answer)]
+        if distinct:
+            candidates.append((example, reference.model_copy(update={"answer": distinct[0]})))
+    verdicts = judge.judge_all({
+        "question": example["messages"][-2]["content"] or "", "teacher": answers[reply.prompt_id].answer,
+        "student": reply.answer, "teacher_tool_calls": reply.tool_calls, "student_tool_calls": reply.tool_calls,
+    } for example, reply in candidates)
+    accepted = [reply for (_, reply), verdict in zip(candidates, verdicts, strict=True) if not verdict.wrong]
+    answers |= {reply.prompt_id: reply for reply in accepted}
+    return answers, len(accepted)
+
+
 def teacher_tool_calls(message: dict) -> list | None:
     calls = message.get("tool_calls") or None
     if not calls:

@@ -28,7 +28,9 @@ _SMALL = "|".join(sorted(_UNITS, key=len, reverse=True))
 _TEN = "|".join(_TENS)
 _WORDS = (rf"(?:(?:{_SMALL}|a|one)[ -]hundred(?:[ -](?:and[ -])?(?:(?:{_TEN})(?:[ -](?:{_SMALL}))?|{_SMALL}))?"
           rf"|(?:{_TEN})(?:[ -](?:{_SMALL}))?|{_SMALL}|a dozen|dozen)")
-NUMBER = rf"(?:\d[\d,]*(?:\.\d+)?|{_WORDS})"
+# Thousands separated by commas ("1,200"); a comma after a number ends it ("$5, lobster $10").
+_DIGITS = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+"
+NUMBER = rf"(?:(?:{_DIGITS})(?:\.\d+)?|{_WORDS})"
 
 
 def number_value(text: str) -> float:
@@ -63,6 +65,9 @@ _DAYPART = r"(?:in the (?:morning|afternoon|evening)|at night|tonight)"
 
 # (kind, pattern); earlier kinds claim their text first, so "$60 per adult" is money, not a count.
 _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in [
+    # How often, not how long ("seven days a week", "24 hours a day"): claimed so that neither number reads
+    # as a duration, and not checked (the sheet has no frequencies).
+    ("frequency", rf"\b(?:{NUMBER}|twice|once)\s+(?:(?:days?|hours?|times?)\s+)?(?:a|per|each|every)\s+(?:day|week|month|year)\b"),
     ("date", r"\b(?P<y>20\d\d)-(?P<m>\d\d)-(?P<d>\d\d)\b"),
     ("date", rf"\b(?P<mname>{_MONTH})\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(?P<y>20\d\d))?"),
     ("date", rf"\b(?P<d>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mname>{_MONTH})(?!\w)"),
@@ -74,9 +79,10 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
     ("time", r"\b(?P<noon>noon|midday|midnight)\b"),
     ("time", r"(?<![\d:$.])(?P<h>[01]?\d|2[0-3]):(?P<min>[0-5]\d)(?![\d:])(?:\s+(?P<part>" + _DAYPART + "))?"),
     ("time", rf"\b(?P<h>1[0-2]|[1-9])\s+(?P<part>{_DAYPART})"),
-    ("money", rf"\$\s?(?P<n>\d{{1,3}}(?:,\d{{3}})+(?:\.\d\d)?|\d+(?:\.\d\d)?)(?:\s?(?P<k>k)\b)?|\b(?P<w>{NUMBER})\s?(?:dollars?|bucks|usd)\b"),
+    ("money", rf"\$\s?(?P<n>(?:{_DIGITS})(?:\.\d\d)?)(?:\s?(?P<k>k)\b)?|\b(?P<w>{NUMBER})\s?(?:dollars?|bucks|usd)\b"),
     ("percent", rf"\b(?P<n>{NUMBER})\s?(?:%|percent\b|per cent\b)"),
-    ("duration", (rf"\b(?P<n>{NUMBER}|half an?|a couple of|an?)\+?[\s-]+(?P<biz>business\s+)?"
+    # "7+ days" and "7 or more days" are at least 7 days: the same notice as "7 days".
+    ("duration", (rf"\b(?P<n>{NUMBER}|half an?|a couple of|an?)(?:\+|\s+or\s+more)?[\s-]+(?P<biz>business\s+)?"
                  r"(?P<unit>minute|min|hour|hr|day|week|month)s?\b")),
     ("duration", r"\b(?P<unit>fortnight|overnight)\b"),
     ("distance", rf"\b(?P<n>{NUMBER})[\s-]?(?P<unit>miles?|mi\b|km\b|kilometers?|kilometres?)"),
@@ -84,6 +90,9 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
     ("age", rf"\b(?:ages?\s+)?(?P<n>{NUMBER})\s?(?:\+|(?:years? old\s+)?(?:and|&|or)\s+(?:up|older|over|above)\b)"),
     ("count", (rf"\b(?P<n>{NUMBER})\s+(?:of (?:our|my|the|your|their) )?(?:(?:more|extra|additional|total|hungry|adult|kid)\s+)?"
               r"(?P<noun>guests?|people|persons?|adults?|kids?|children|ppl|pax|heads?|chefs?|grills?)\b")),
+    # "your party for 50", "a table for 12": the guests counted by what they make up. Times, money and
+    # durations ("a party for 2 hours") are claimed by the patterns above first.
+    ("count", rf"\b(?:party|group|table|reservation|booking|event|gathering) (?:of|for) (?P<n>{NUMBER})\b"),
 ]]
 _DURATION_HOURS = {"minute": 1 / 60, "min": 1 / 60, "hour": 1, "hr": 1, "day": 24, "week": 168, "month": 720,
                    "fortnight": 336, "overnight": 12}
@@ -121,6 +130,11 @@ class Fact:
             return False
         if self.kind == "time" and (self.either_half or other.either_half):
             return (float(self.value) - float(other.value)) % 720 == 0
+        if self.kind == "duration" and isinstance(self.value, str) != isinstance(other.value, str):
+            # "We'll call within one business day" and "within 24 hours" make the same promise to a customer:
+            # a business day counts as a day against a duration in hours (two business-day spans still
+            # compare exactly, "5 business days" is not "7 business days").
+            return abs(_hours(self.value) - _hours(other.value)) <= 1e-6
         if isinstance(self.value, float) and isinstance(other.value, float):
             return abs(self.value - other.value) <= 1e-6 * max(1.0, abs(self.value))
         return self.value == other.value
@@ -129,9 +143,16 @@ class Fact:
         return f"{self.role}={self.text!r}"
 
 
+def _hours(duration: float | str) -> float:
+    """A duration in hours; "2 business days" (as :func:`_value` writes it) counts 24 hours a day."""
+    return float(duration.split()[0]) * 24 if isinstance(duration, str) else float(duration)
+
+
 def _value(kind: str, match: re.Match) -> tuple[float | str, bool] | None:
     """Normalised value of a match and whether a time could be either half of the day."""
     groups = {key: value for key, value in match.groupdict().items() if value}
+    if kind == "frequency":
+        return match.group(0), False
     if kind == "date":
         month = int(groups["m"]) if "m" in groups else _month_number(groups["mname"])
         if month is None:
@@ -194,7 +215,8 @@ def quantities(text: str) -> Iterator[tuple[str, float | str, bool, int, int]]:
             if value is None:
                 continue
             taken.append((start, end))
-            yield kind, value[0], value[1], start, end
+            if kind != "frequency":
+                yield kind, value[0], value[1], start, end
 
 
 # --------------------------------------------------------------------------- clauses and negation
@@ -266,11 +288,18 @@ _CLAUSE_PENALTY = 25  # characters a comma or "and" counts for when tying a numb
 CUE_REACH = 60  # a cue further away says nothing about the number ("two weeks later" is no arrival time)
 
 
+# What follows a notice period: it is counted back from the event ("7 days before", "48 hours' notice").
+_COUNTED_BACK = re.compile(r"'?\s*(?:or (?:more|longer)\s+)?(?:before|ahead|prior|in advance|beforehand|out\b|away|notice)",
+                           re.IGNORECASE)
+
+
 def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy, cue_reach: int) -> str:
-    """The policy role of the same kind whose cue is nearest the quantity in its clause, else the kind."""
+    """The policy role of the same kind whose cue is nearest the quantity in its clause, else the kind (at equal
+    distance, the role listed first on the sheet)."""
     best, best_distance = kind, None
+    counted_back = bool(_COUNTED_BACK.match(clause, end))
     for role, rule in policy.facts.items():
-        if rule.kind != kind:
+        if rule.kind != kind or (rule.counted_back and not counted_back):
             continue
         for cue in rule.cues:
             for match in re.finditer(cue, clause, re.IGNORECASE):
@@ -301,8 +330,15 @@ _PROVIDING = re.compile(r"\b(?:bring\w*|brought|provid\w*|suppl\w*|handl\w*|take
                         r"byo\w*|on the house|(?:is|are) (?:on|with) (?:you|us))\b", re.IGNORECASE)
 
 
+# "You" as the one spoken to, not the one who provides: "just so you know, the sauces contain soy".
+_ADDRESSED = re.compile(r"\b(?:(?:just )?so you know|let you know|thank you|see you|help you|tell you|remind you)\b",
+                        re.IGNORECASE)
+
+
 def _parties(text: str) -> list[tuple[int, int, str]]:
-    return sorted([(m.start(), m.end(), "customer") for m in _CUSTOMER.finditer(text)] +
+    spoken_to = [m.span() for m in _ADDRESSED.finditer(text)]
+    customer = [m for m in _CUSTOMER.finditer(text) if not any(s <= m.start() < e for s, e in spoken_to)]
+    return sorted([(m.start(), m.end(), "customer") for m in customer] +
                   [(m.start(), m.end(), "us") for m in _US.finditer(text)])
 
 
@@ -374,6 +410,8 @@ def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> An
                 continue  # "one chef can cook for 20" states a capacity, not how many come
             if kind == "count":
                 noun = re.search(r"(\w+)\s*$", clause[start:end]).group(1).lower()
+                if re.match(rf"{NUMBER}$", noun, re.IGNORECASE):
+                    noun = "guests"  # "a party for 50": the number ends the phrase, and it counts guests
                 role = "count:" + _COUNT_NOUN.get(noun.rstrip("s"), _COUNT_NOUN.get(noun, noun))
             facts.quantities.append(Fact(kind, value, role, clause[start:end], offset + start, either_half, unit))
         provided = _provision(clause, policy, header_party)

@@ -33,6 +33,13 @@ class PolicyFact(StrictConfig):
     per: str | None = Field(None, description="what a price is per (person, child, event, mile); a student "
                                               "price per something else is off policy")
     cues: list[str] = Field(min_length=1, description="regular expressions; the nearest one in a clause names the role")
+    up_to: float | None = Field(None, description="a window: any value from `value` to `up_to` keeps to the sheet "
+                                                  "(\"parties can start any time from 11am to 9pm\"; a usual 5pm "
+                                                  "start is inside it)")
+    counted_back: bool = Field(False, description="a notice period, counted back from the event: only a duration "
+                                                   "followed by 'before', 'ahead', 'prior', 'in advance', 'out', "
+                                                   "'away' or 'notice' takes the role (\"we'll call within 24 hours about a "
+                                                   "refund\" is no refund notice)")
     note: str = ""
 
     @field_validator("cues")
@@ -44,6 +51,12 @@ class PolicyFact(StrictConfig):
             except re.error as exc:
                 raise ValueError(f"cue {cue!r} is not a regular expression: {exc}") from None
         return cues
+
+    def allows(self, value: float) -> bool:
+        """Whether a value of this role's kind keeps to the sheet: the value itself, or inside the window."""
+        if self.up_to is None:
+            return abs(value - self.value) <= 1e-6 * max(1.0, abs(self.value))
+        return self.value - 1e-6 <= value <= self.up_to + 1e-6
 
 
 class PolicyClaim(StrictConfig):

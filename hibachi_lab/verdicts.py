@@ -218,16 +218,21 @@ class Judge:
 
     def non_answer(self, teacher: str, student: str, said_by_teacher: AnswerFacts, said_by_student: AnswerFacts,
                    teacher_tool_calls: list | None) -> Verdict | None:
-        if said_by_teacher.empty or teacher_tool_calls:
+        if said_by_teacher.empty:
             return None
         shared = any(s.same_value(t) for s in said_by_student.quantities for t in said_by_teacher.quantities)
         shared = shared or bool(set(said_by_student.provision) & set(said_by_teacher.provision)) or bool(
             set(said_by_student.claims) & set(said_by_teacher.claims))
         if shared:
             return None
+        # A booking reply that only says "please contact us" leaves the customer not knowing what was booked,
+        # even when the call behind it is right.
         generic = next((m for p in self._non_answer if (m := p.search(student))), None)
         if generic:
             return Verdict("non_answer", "no_fact_given", generic.group(0))
+        # A short confirmation ("Done, you're all set!") is an answer when the booking call carries the facts.
+        if teacher_tool_calls:
+            return None
         if said_by_student.empty and _content_overlap(teacher, student) < 0.2:
             return Verdict("non_answer", "no_fact_given", student[:80])
         return None
@@ -245,7 +250,7 @@ class Judge:
                 return Verdict("off_policy", fact.role, f"{fact.describe()} per {fact.per} (policy: per {rule.per})")
             if any(fact.same_value(t) for t in teacher.quantities):
                 continue
-            if not fact.same_value(Fact(rule.kind, rule.value, fact.role, "")):
+            if not self.on_the_sheet(fact):
                 return Verdict("off_policy", fact.role, f"{fact.describe()} (policy: {rule.value:g})")
         for item, party in said.provision.items():
             if self.policy.provision.get(item) not in (None, party) and teacher.provision.get(item) != party:
@@ -264,6 +269,13 @@ class Judge:
         said.quantities = [fact for fact in said.quantities if fact.kind == "money"]
         return self.off_policy(said, AnswerFacts())
 
+    def on_the_sheet(self, fact: Fact) -> bool:
+        """Whether a fact with a policy role says what the sheet says (a window: anything inside it)."""
+        rule = self.policy.facts[fact.role]
+        if rule.up_to is None or not isinstance(fact.value, float) or fact.either_half:
+            return fact.same_value(Fact(rule.kind, rule.value, fact.role, ""))
+        return rule.allows(fact.value)
+
     def wrong_fact(self, question: str, teacher: AnswerFacts, student: AnswerFacts) -> Verdict | None:
         by_role, teacher_roles = student.by_role(), teacher.by_role()
         for role, expected in teacher_roles.items():
@@ -276,8 +288,9 @@ class Judge:
                 continue  # the same numbers, read into other roles (a total beside a price)
             rule = self.policy.facts.get(role)
             if rule is not None:
-                sheet = Fact(rule.kind, rule.value, role, "")
-                if any(g.same_value(sheet) for g in given) and not any(e.same_value(sheet) for e in expected):
+                if rule.up_to is not None and all(self.on_the_sheet(g) for g in given):
+                    continue  # a window on the sheet: any value inside it is right, whatever the teacher picked
+                if any(self.on_the_sheet(g) for g in given) and not any(self.on_the_sheet(e) for e in expected):
                     continue  # the teacher is off the sheet and the student is right
             return Verdict("wrong_fact", role, f"{given[0].text!r} (teacher: {expected[0].text!r})")
         # A new conversation fact is wrong unless the customer said it ("your two guests") or it is the

@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from hibachi_lab import REPO_ROOT
+from hibachi_lab import REPO_ROOT, registry
 from hibachi_lab.cli import app
 
 runner = CliRunner()
@@ -156,6 +157,17 @@ def test_demo_runs_every_landed_stage_on_the_sample(tmp_path):
     assert summary["training"]["global_step"] == 30
     assert summary["evaluation"]["passed"] is False  # a smoke model is no student
     assert summary["evaluation"]["registered_version"]
+    assert summary["smoke_promotion_refused"]
+    # The other side: a second teacher passes and becomes production, as the registry itself says.
+    honest = summary["second_teacher"]["evaluation"]
+    assert honest["passed"] is True, honest["reasons"]
+    assert summary["second_teacher"]["answers_from_second_teacher"] > 20
+    assert (tmp_path / "second_teacher" / "answers.jsonl").exists()
+    production = MlflowClient(registry.tracking_uri()).get_model_version_by_alias(registry.STUDENT_MODEL, "production")
+    assert production.run_id == honest["mlflow_run_id"] != summary["evaluation"]["mlflow_run_id"]
+    assert production.tags["gate_result"] == "pass"
+    said = " ".join(result.output.split())
+    assert "FAILED the quality check" in said and "PASSED the quality check" in said
     assert "Demo summary" in result.output and "escalation misses" in result.output
 
 

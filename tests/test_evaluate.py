@@ -21,9 +21,11 @@ from typer.testing import CliRunner
 from hibachi_lab import evaluate, registry, train
 from hibachi_lab.cli import SIMILARITY_PROBES, app
 from hibachi_lab.errors import BadInput
+from hibachi_lab.policy import load_policy
 from hibachi_lab.recipes import load_hardware, load_recipe
 from hibachi_lab.records import read_jsonl
 from hibachi_lab.similarity import ProbePair
+from hibachi_lab.verdicts import Judge
 
 from .ollama_double import OllamaDouble
 
@@ -41,9 +43,7 @@ def gate_examples(built) -> list[dict]:
 
 def teacher_answers(examples: list[dict]) -> dict[str, evaluate.StudentAnswer]:
     """The teacher's own replies, booking tool calls included."""
-    return {e["prompt_id"]: evaluate.StudentAnswer(prompt_id=e["prompt_id"], answer=e["messages"][-1]["content"],
-                                                   tool_calls=evaluate.teacher_tool_calls(e["messages"][-1]))
-            for e in examples}
+    return {e["prompt_id"]: evaluate.teacher_answer(e) for e in examples}
 
 
 def decide(examples, answers, engine, config=SMALL_GATE) -> evaluate.GateDecision:
@@ -102,6 +102,25 @@ def test_absolute_mode_is_the_literal_rule(gate_examples, engine):
     answers = teacher_answers(gate_examples)
     absolute = SMALL_GATE.model_copy(update={"mode": "absolute"})
     assert decide(gate_examples, answers, engine, absolute).metrics["gate_value"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_second_teacher_student_takes_only_the_other_answers_that_agree_with_the_reference():
+    def example(pid: str, reference: str, others: list[str]) -> dict:
+        return {"prompt_id": pid, "messages": [{"role": "user", "content": "How much is it?"},
+                                               {"role": "assistant", "content": reference}],
+                "other_teacher_answers": others}
+
+    examples = [
+        example("agrees", "It's $60 per adult and $30 per kid.", ["Adults are $60 each, kids $30."]),
+        example("wrong price", "It's $60 per adult and $30 per kid.", ["It's $75 per adult and $35 per child."]),
+        example("copy only", "It's $60 per adult.", ["It's $60 per adult!"]),
+        example("none", "It's $60 per adult.", []),
+    ]
+    answers, from_second = evaluate.second_teacher_answers(examples, Judge(load_policy(), check_pii=False))
+    assert from_second == 1
+    assert {pid: reply.answer for pid, reply in answers.items()} == {
+        "agrees": "Adults are $60 each, kids $30.", "wrong price": "It's $60 per adult and $30 per kid.",
+        "copy only": "It's $60 per adult.", "none": "It's $60 per adult."}
 
 
 def test_the_clustered_bootstrap_contains_the_mean_and_narrows_with_more_conversations():

@@ -83,6 +83,57 @@ def test_yes_no_answers_are_compared_only_for_yes_no_questions(judge):
         "correct"
 
 
+# Honest rewordings of the sample's gate answers that once read as wrong: each pair says nothing false.
+@pytest.mark.parametrize(("teacher", "student"), [
+    # "party for 50" is a guest count too
+    ("Your party for 50 on Sunday at 7pm is penciled in.", "I've noted 50 guests on Sunday at 7pm."),
+    # "7+ days ahead" is a notice period, not an age
+    ("Cancel at least 7 days before the event and the deposit comes back.",
+     "Cancel 7+ days ahead and you get the deposit back."),
+    ("Cancel at least 7 days before the event and the deposit comes back.",
+     "Cancel 7 or more days ahead and you get the deposit back."),
+    # a callback time near the word "refund" is no refund notice
+    ("Our manager will call you within 24 hours.", "A manager will contact you within 24 hours about a refund."),
+    # a business day counts as a day against hours
+    ("Our manager will call you within 24 hours.", "You'll hear back from our manager within one business day."),
+    # "just so you know" does not make the customer bring the sauces
+    ("Heads up that the sauces contain soy and sesame.", "Just so you know, the sauces contain soy and sesame."),
+    # parties may start any time in the sheet's window, whichever time the teacher named
+    ("We answer calls from 9am to 9pm. Parties can start any time from 11am to 9pm.",
+     "We're available 9am-9pm. Dinner parties usually start between 5pm and 8pm."),
+    # how often is not how long
+    ("We answer calls daily from 9am to 9pm.", "We answer calls from 9am to 9pm, seven days a week."),
+])
+def test_honest_rewordings_from_the_gate_split_are_not_wrong(judge, teacher, student):
+    found = judge.judge("", teacher, student)
+    assert not found.wrong, found
+
+
+@pytest.mark.parametrize(("teacher", "student", "rule"), [
+    ("Your party for 50 on Sunday at 7pm is penciled in.", "I've noted 60 guests on Sunday at 7pm.", "count:guests"),
+    ("Cancel at least 7 days before the event for a refund.", "Cancel 5+ days ahead for a refund.", "refund_notice"),
+    ("Changes are free up to 48 hours before the event.", "Changes are free with 24 hours' notice.", "change_notice"),
+    ("Our manager will call you within 24 hours.", "Our manager will call you within 2 business days.", "duration"),
+    ("Parties can start any time from 11am to 9pm.", "Parties can start from 8am.", "party_starts"),
+])
+def test_the_same_facts_made_wrong_are_still_caught(judge, teacher, student, rule):
+    found = judge.judge("", teacher, student)
+    assert found.wrong and found.rule == rule, found
+
+
+def test_a_comma_after_an_amount_ends_it():
+    menu = facts.extract("Upgrades: filet mignon +$5, lobster tail +$10", POLICY).quantities
+    assert [(fact.role, fact.value) for fact in menu] == [("filet_upgrade", 5), ("lobster_upgrade", 10)]
+    assert [fact.value for fact in facts.extract("Your total is $1,200, tax included", POLICY).quantities] == [1200]
+
+
+def test_a_booking_reply_that_only_says_contact_us_is_a_non_answer_even_with_the_right_call(judge):
+    teacher = "Thanks! I've noted 14 guests on Saturday, September 12 at 6:00 PM."
+    assert judge.judge("Book us", teacher, "Please contact us for more information.", BOOKING, BOOKING).verdict == \
+        "non_answer"
+    assert not judge.judge("Book us", teacher, "Done, you're all set!", BOOKING, BOOKING).wrong
+
+
 BOOKING = [{"type": "function", "function": {"name": "create_booking", "arguments": json.dumps(
     {"event_date": "2026-09-12", "event_time": "18:00", "guest_count": 14, "address": "<STREET_ADDRESS>"})}}]
 
