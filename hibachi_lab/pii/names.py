@@ -61,6 +61,9 @@ _PLACE_WORDS = frozenset(
 # capitalised lexicon name needs more evidence than its capital letter: "Grant", "Hope", "Will", "Chase".
 COMMON_WORD_ZIPF = 4.0
 RARE_WORD_ZIPF = 3.0
+# A common first name opening a sentence ("Justin shouted", "Sue, can I") is a name when spaCy calls it a
+# proper noun and it is no everyday English word ("Will", "Mark", "Hope" are in COMMON_WORDS_THAT_ARE_NAMES).
+SENTENCE_START_NAME_ZIPF = 4.5
 
 
 class NameLexicon:
@@ -169,12 +172,15 @@ def is_place_or_thing(text: str, start: int, end: int) -> bool:
     # "Charlotte", "Austin" or a small town only where the text says so ("in Austin").
     phrase = " ".join(words).lower()
     if words[-1].lower() in _PLACE_WORDS or in_place_context(text, start, end) or (
-            phrase in big_places() and (len(words) > 1 or phrase not in name_lexicon().top)):
+            phrase in big_places() and (len(words) > 1 or phrase not in name_lexicon().top)) or (
+            phrase in countries() and phrase not in COUNTRIES_THAT_ARE_NAMES):
         return True
     after = re.match(r"\.?['’]?s?\s+(\w+)", text[end:])
     return bool(after and after.group(1).lower() in _PLACE_WORDS and after.group(1)[:1].isupper())
 
 
+# Countries that are also common given names: places only where the text says so.
+COUNTRIES_THAT_ARE_NAMES = frozenset(["chad", "jordan", "georgia", "india", "israel", "kenya", "america", "trinidad"])
 _STATE_CODES = frozenset(
     ["al", "ak", "az", "ar", "ca", "co", "ct", "de", "fl", "ga", "hi", "id", "il", "in", "ia", "ks", "ky", "la", "me", "md", "ma", "mi", "mn", "ms", "mo", "mt", "ne", "nv", "nh", "nj", "nm", "ny", "nc", "nd", "oh", "ok", "or", "pa", "ri", "sc", "sd", "tn", "tx", "ut", "vt", "va", "wa", "wv", "wi", "wy", "dc"]
 )
@@ -208,6 +214,14 @@ def countries() -> frozenset[str]:
 
 
 _SURELY_PLACE_BEFORE = re.compile(r"(?i:\b(?:in|from|near|outside|downtown|en|desde)\s+)$")
+# "to", "at", "of", "and", "or", "between" come before people as often as before towns ("shouted at Linda",
+# "said Tanja to Donna", "Caird and Jones"): for a common first name or surname that is also a small town they
+# say "place" only after a verb of going ("drive to Tracy", "we travel out to Kelly").
+_WEAK_PLACE_WORD = re.compile(r"(?i:\b(?:to|at|of|and|or|between|de)\s+(?:the\s+)?)$")
+_GOING_TO = re.compile(r"(?i:\b(?:go|goes|going|went|travel|travels|traveling|travelling|drive|drives|driving|come|comes|"
+                       r"coming|deliver|delivers|delivering|fly|flying|move|moved|moving|trip|way|route|head|heading|"
+                       r"service|serve|out|down|up|over|back|near|far|miles|minutes|hours|distance|close)\s+(?:all\s+the\s+way\s+)?"
+                       r"(?:out\s+)?(?:to|at|of)\s+(?:the\s+)?)$")
 
 
 def in_place_context(text: str, start: int, end: int, surely: bool = False) -> bool:
@@ -217,17 +231,23 @@ def in_place_context(text: str, start: int, end: int, surely: bool = False) -> b
     also come before people ("Congratulations to Dakota").
     """
     value = text[start:end].lower()
-    if (value in countries() and value not in name_lexicon().top) or _STRONGLY_PLACE_BEFORE.search(
+    if (value in countries() and value not in COUNTRIES_THAT_ARE_NAMES) or _STRONGLY_PLACE_BEFORE.search(
             text[max(0, start - 30) : start]):
         return True  # a country, unless it is a common name too ("Chad", "Jordan")
     if value not in places():
         return False
     before = _SURELY_PLACE_BEFORE if surely else _PLACE_BEFORE
-    if before.search(text[max(0, start - 30) : start]) or _STATE_AFTER.match(text, end):
+    preceding = text[max(0, start - 40) : start]
+    if _STATE_AFTER.match(text, end):
+        return True
+    if before.search(preceding) and not (value in name_lexicon().top and _WEAK_PLACE_WORD.search(preceding)
+                                         and not _GOING_TO.search(preceding)):
         return True
     # "Salinas or Santa Clara": next to another place
     other = re.match(r"\s+(?:or|and|&)\s+((?:[A-Z][\w'’-]+\s?){1,3})", text[end:])
-    return bool(other and any(" ".join(other.group(1).split()[:n]).lower() in places() for n in (1, 2, 3)))
+    common_name = value in name_lexicon().top
+    return bool(other and any(" ".join(other.group(1).split()[:n]).lower() in places() - (name_lexicon().top if common_name else set())
+                              for n in (1, 2, 3)))
 
 
 class NameEvidence:
@@ -252,14 +272,22 @@ class NameEvidence:
     def capitalised(self, word: str) -> bool:
         return word[:1].isupper()
 
-    def likely_name(self, word: str, sentence_start: bool) -> bool:
-        """A capitalised word that is a name by itself: in the lexicon and not (often) an English word."""
+    def likely_name(self, word: str, sentence_start: bool, proper_noun: bool = False) -> bool:
+        """A capitalised word that is a name by itself: in the lexicon and not (often) an English word.
+
+        ``proper_noun``: spaCy tags the word PROPN outside a place or organisation. At a sentence's start
+        that tells "Justin shouted", "Sue, can I" from "Will you", "Mark it down", "Hope you're well".
+        """
         if self.never_a_name(word) or not self.capitalised(word) or (word.isupper() and len(word) <= 3):
             return False  # "CA", "LA", "JCB": states, cities and brands written in capitals
         zipf = self.lexicon.zipf(word)
         if not self.lexicon.is_name(word):
             return False
-        if not sentence_start and word.lower() in self.lexicon.top:
+        lower = word.lower()
+        if not sentence_start and lower in self.lexicon.top:
+            return True
+        if (sentence_start and proper_noun and lower in self.lexicon.top and lower in self.lexicon.first
+                and zipf < SENTENCE_START_NAME_ZIPF and lower not in COMMON_WORDS_THAT_ARE_NAMES):
             return True
         return zipf < (RARE_WORD_ZIPF if sentence_start else COMMON_WORD_ZIPF)
 
@@ -300,10 +328,12 @@ class LexiconNameRecognizer(EntityRecognizer):
         shouting = sum(c.isupper() for c in text) > 0.6 * max(1, sum(c.isalpha() for c in text))
         words = words_of(text)
         shaped = [word.title() if shouting or (word.isupper() and len(word) > 2) else word for _, _, word in words]
+        proper = _proper_noun_starts(nlp_artifacts)
         results = []
         index = 0
         while index < len(words):
-            if not self.evidence.likely_name(shaped[index], _sentence_start(text, words[index][0])):
+            if not self.evidence.likely_name(shaped[index], _sentence_start(text, words[index][0]),
+                                             words[index][0] in proper):
                 index += 1
                 continue
             first, last = index, index
@@ -328,6 +358,24 @@ class LexiconNameRecognizer(EntityRecognizer):
         if gap not in (" ", ", ") or (gap == ", " and not words[left][2].isupper()):
             return False
         return self.evidence.name_part(shaped[new]) or shaped[new].lower() in PARTICLES
+
+
+def _proper_noun_starts(nlp_artifacts) -> set[int]:
+    """Where spaCy's tagger saw a proper noun that its NER does not put in a place or an organisation."""
+    doc = getattr(nlp_artifacts, "tokens", None)
+    if doc is None:
+        return set()
+    # A one-word ORG is often spaCy's misreading of a first name ("Justin shouted..."); "Taco bar" is kept out.
+    return {token.idx for token in doc if token.pos_ == "PROPN"
+            and token.ent_type_ not in ("GPE", "LOC", "FAC", "PRODUCT", "EVENT")
+            and not (token.ent_type_ == "ORG" and _entity_length(token) > 1)}
+
+
+def _entity_length(token) -> int:
+    for entity in token.doc.ents:
+        if entity.start <= token.i < entity.end:
+            return entity.end - entity.start
+    return 0
 
 
 def words_of(text: str) -> list[tuple[int, int, str]]:

@@ -1,0 +1,63 @@
+"""General rules of the scrubber, each with hand-written examples (none from an evaluation set):
+how people write names, addresses and phones, and which words a caterer needs kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from hibachi_lab import pii
+from hibachi_lab.cli import DEFAULT_PII
+
+
+@pytest.fixture(scope="module")
+def scrubber() -> pii.Scrubber:
+    return pii.Scrubber(pii.PiiConfig.from_yaml(DEFAULT_PII))
+
+
+def found(scrubber: pii.Scrubber, text: str) -> list[tuple[str, str]]:
+    scrubber.detector.detect([text])
+    spans = pii.conversation_spans([text], scrubber.detector, propagate=False)[0]
+    return [(span.entity_type, text[span.start : span.end]) for span in spans]
+
+
+def scrubbed(scrubber: pii.Scrubber, text: str) -> str:
+    turn = {"conversation_id": "g1", "turn_index": 0, "timestamp": "2026-10-01T10:00:00-07:00", "query": text,
+            "responses": [], "final_response": "ok"}
+    return scrubber.scrub_turns([turn])[0]["query"]
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Tyler called earlier about the deposit.", "Tyler"),           # a common first name opening a sentence
+    ("Megan, can you confirm the chef for Saturday?", "Megan"),
+    ("Brandon will bring the cake at 6.", "Brandon"),
+])
+def test_a_first_name_opening_a_sentence_is_a_name(scrubber, text, name):
+    assert ("PERSON", name) in found(scrubber, text)
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("Will you bring the grill?", "Will"),
+    ("Mark it down for 20 guests.", "Mark"),
+    ("Hope the weather holds!", "Hope"),
+    ("Grant access to the side yard, please.", "Grant"),
+])
+def test_an_everyday_word_opening_a_sentence_is_no_name(scrubber, text, kept):
+    assert scrubbed(scrubber, text).startswith(kept)
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Tell the chef to wave at Linda when he arrives.", "Linda"),  # Linda is also a town
+    ("Please send the invoice to Kelly, she pays.", "Kelly"),
+    ("Say hi to Megan and Rosa for us.", "Rosa"),
+])
+def test_a_common_name_after_to_at_or_and_is_a_person_not_a_town(scrubber, text, name):
+    assert ("PERSON", name) in found(scrubber, text)
+
+
+@pytest.mark.parametrize("text, place", [
+    ("Do you drive out to Tracy for parties?", "Tracy"),
+    ("We moved from Portugal last year, party is in Fresno.", "Portugal"),
+    ("My in-laws fly in from Austria for the birthday.", "Austria"),
+])
+def test_a_town_after_a_verb_of_going_and_a_country_stay(scrubber, text, place):
+    assert place in scrubbed(scrubber, text)
