@@ -61,3 +61,22 @@ def test_a_common_name_after_to_at_or_and_is_a_person_not_a_town(scrubber, text,
 ])
 def test_a_town_after_a_verb_of_going_and_a_country_stay(scrubber, text, place):
     assert place in scrubbed(scrubber, text)
+
+
+@pytest.mark.parametrize("text, names", [
+    ("Guests of honour: Odalys, Brianna, Jordan and Tremaine.", ["Odalys", "Brianna", "Jordan", "Tremaine"]),
+    ("Seats for Marisol, Tucker and Kenji please.", ["Marisol", "Tucker", "Kenji"]),
+])
+def test_every_name_in_a_list_of_people_is_a_name_even_a_town_or_a_rare_word(scrubber, text, names):
+    people = [value for kind, value in found(scrubber, text) if kind == "PERSON"]
+    assert all(name in people for name in names), people
+
+
+def test_a_name_before_a_unit_word_keeps_its_words_and_the_unit_is_the_address(scrubber):
+    result = found(scrubber, "Ship it to Mrs. Odalys Brennan Apt. 12, 40 Pine St")
+    assert ("PERSON", "Odalys Brennan") in result
+    assert not any(kind == "PERSON" and "Apt" in value for kind, value in result)
+
+
+def test_a_list_of_towns_stays(scrubber):
+    assert "Gilroy and Hollister" in scrubbed(scrubber, "Do you cover Salinas, Gilroy and Hollister?")

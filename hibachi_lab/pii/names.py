@@ -50,6 +50,8 @@ NOT_NAMES = STOPWORDS | ORDINARY
 COMMON_WORDS_THAT_ARE_NAMES = frozenset(
     ["april", "august", "autumn", "bell", "best", "bill", "black", "blue", "bonnie", "brook", "brown", "bush", "chase", "cherry", "christian", "cook", "crystal", "dawn", "day", "dean", "early", "faith", "forest", "frank", "gale", "ginger", "glen", "golden", "grace", "grant", "green", "hall", "happy", "harmony", "hill", "holly", "honey", "hope", "hunter", "iris", "ivy", "jack", "jade", "jewel", "joy", "june", "king", "lake", "lane", "lee", "long", "love", "lucky", "mark", "marsh", "may", "melody", "miles", "page", "park", "pat", "patience", "pearl", "penny", "price", "queen", "ray", "reed", "rich", "river", "robin", "rock", "rose", "ruby", "sage", "sky", "sterling", "stone", "story", "summer", "sunny", "sweet", "unity", "violet", "wade", "walker", "west", "white", "will", "wood", "worth", "young", "english", "french", "german", "rice", "cash", "penny", "star", "angel", "amber", "hunter", "dallas", "austin", "savannah", "phoenix", "sierra", "cheyenne"]
 )
+# Words that open the unit or box part of an address right after a name ("Dr. Ana Ruiz Apt. 4").
+UNIT_WORDS = frozenset(["apt", "apartment", "suite", "ste", "unit", "bldg", "box", "p.o", "po"])
 HOLIDAYS = frozenset(
     ["christmas", "easter", "thanksgiving", "hanukkah", "chanukah", "kwanzaa", "diwali", "eid", "ramadan", "passover", "nowruz", "holi", "juneteenth", "halloween", "valentine", "valentine's", "patrick", "patrick's"]
 )
@@ -260,7 +262,7 @@ class NameEvidence:
     def never_a_name(self, word: str, cued: bool = False) -> bool:
         """Words that are not a name; after a cue a capitalised menu or ordinary word may be ("this is Ginger Rice")."""
         lower = word.lower().strip("'’-.")
-        if lower in STOPWORDS or lower in DAYS_AND_MONTHS or lower in TITLES or lower in HOLIDAYS:
+        if lower in STOPWORDS or lower in DAYS_AND_MONTHS or lower in TITLES or lower in HOLIDAYS or lower in UNIT_WORDS:
             return True
         if word.isupper() and lower in _STATE_CODES:
             return True  # "CA", "TX"
@@ -530,7 +532,8 @@ def trim_person(text: str, start: int, end: int) -> tuple[int, int]:
         words = words[cut:]
         while len(words) > 1 and words[0][2] in PARTICLES:
             words.pop(0)
-    while words and (words[-1][2].lower() in NOT_NAMES or words[-1][2].lower() in DAYS_AND_MONTHS):
+    while words and (words[-1][2].lower() in NOT_NAMES or words[-1][2].lower() in DAYS_AND_MONTHS
+                     or words[-1][2].lower() in UNIT_WORDS):
         words.pop()
     if not words:
         return start, start

@@ -48,6 +48,7 @@ from hibachi_lab.pii.detectors import (
 from hibachi_lab.pii.names import (
     COMMON_WORD_ZIPF,
     DAYS_AND_MONTHS,
+    NOT_NAMES,
     PARTICLES,
     RARE_WORD_ZIPF,
     CheckedSpacyRecognizer,
@@ -55,8 +56,8 @@ from hibachi_lab.pii.names import (
     LexiconNameRecognizer,
     NameEvidence,
     _zipf,
+    big_places,
     in_place_context,
-    is_place_or_thing,
     words_of,
 )
 from hibachi_lab.progress import progress_bar
@@ -417,13 +418,41 @@ def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Spa
                     match = _LISTED_BEFORE.search(text, 0, edge)
                     start, end = (match.start(1), match.end(1)) if match else (0, 0)
                 word = text[start:end]
-                if not match or word.lower() in keep or word.lower() in DAYS_AND_MONTHS or not lexicon.is_name(
-                        word, allow_ordinary=True) or is_place_or_thing(text, start, end) or any(
-                        s.start < end and start < s.end for s in spans + found):
+                if not match or word.lower() in keep or word.lower() in DAYS_AND_MONTHS or word.lower() in NOT_NAMES:
                     break
+                if any(s.start < end and start < s.end for s in found):
+                    break
+                if any(s.entity_type == "PERSON" and s.start <= start and end <= s.end for s in spans):
+                    edge = end if direction == 1 else start  # already a name: the list goes on past it
+                    continue
+                if any(s.start < end and start < s.end for s in spans):
+                    break
+                # In a list of people ("Tara, Paul, Austin and James"), a town's or a rare word's name is one
+                # more person; a list with one person needs the word to be a name and no place.
+                listed = _people_in_list(text, person, people)
+                if listed >= 2:
+                    if in_place_context(text, start, end, surely=True) or not (
+                            lexicon.is_name(word, allow_ordinary=True) or _zipf(word) < RARE_WORD_ZIPF):
+                        break
+                elif not lexicon.is_name(word, allow_ordinary=True) or in_place_context(text, start, end, surely=True) or (
+                        word.lower() in big_places() and word.lower() not in lexicon.top):
+                    break  # beside a person, a small town's name ("Caird and Parrish") is one more person
                 found.append(Span(start, end, "PERSON", 0.6, "ListedWithNames"))
                 edge = end if direction == 1 else start
     return found
+
+
+def _people_in_list(text: str, person: Span, people: list[Span]) -> int:
+    """How many found names stand in the list (commas, "and", "&") that holds this one."""
+    count, edge = 1, person.end
+    for other in sorted(people, key=lambda s: s.start):
+        if other.start >= edge and re.fullmatch(_LISTED, text[edge : other.start]):
+            count, edge = count + 1, other.end
+    edge = person.start
+    for other in sorted(people, key=lambda s: -s.start):
+        if other.end <= edge and re.fullmatch(_LISTED, text[other.end : edge]):
+            count, edge = count + 1, other.start
+    return count
 
 
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2}")
