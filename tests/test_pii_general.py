@@ -80,3 +80,33 @@ def test_a_name_before_a_unit_word_keeps_its_words_and_the_unit_is_the_address(s
 
 def test_a_list_of_towns_stays(scrubber):
     assert "Gilroy and Hollister" in scrubbed(scrubber, "Do you cover Salinas, Gilroy and Hollister?")
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Marisol: is the chef still coming at 5?\nMe: yes", "Marisol"),          # a speaker's label
+    ("Tremaine, could you send the deposit link again?", "Tremaine"),          # someone addressed
+    ("Zbyszko, can I pay by card?", "Zbyszko"),                               # ... in no name list
+    ("Please put Kenji's birthday on the cake.", "Kenji"),                    # what only a person has
+    ("Send the receipt to Ondine's email, not mine.", "Ondine"),
+    ("And your last name? Okonkwo", "Okonkwo"),
+    ("Invoice to Marisol T Brennan please", "Marisol T Brennan"),             # a middle initial
+])
+def test_names_shown_by_how_they_are_written(scrubber, text, name):
+    assert ("PERSON", name) in found(scrubber, text)
+
+
+@pytest.mark.parametrize("text", [
+    "Note: bring the propane\nTotal: $540\nDate: 10/2",
+    "Also, can you bring extra fried rice?",
+    "Fresno, can you come on the 14th?",
+    "Today's menu: chicken and steak",
+    "Plan B: Tuesday at 6",
+])
+def test_labels_openers_and_towns_are_not_taken_for_names(scrubber, text):
+    assert not [value for kind, value in found(scrubber, text) if kind == "PERSON"]
+
+
+def test_a_rare_word_joined_by_and_to_a_found_name_is_a_name(scrubber):
+    people = [value for kind, value in found(scrubber, "The menu was planned by Quennell and Richardson.")
+              if kind == "PERSON"]
+    assert "Quennell" in people

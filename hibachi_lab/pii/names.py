@@ -405,7 +405,7 @@ _ANY_NAME = rf"(?P<value>{_CAPITALISED}(?:\s+{_CAPITALISED}){{0,3}}|{_LOWER}(?:\
 STRONG_CUES = (
     r"(?i:this\s+is|my\s+name\s+is|my\s+name'?s|name\s+is|name'?s|names\s+is|name:|ask\s+for|speak\s+(?:to|with)|"
     r"talk\s+to|tell|calls\s+me|call\s+me|goes\s+by|go\s+by|known\s+as|under\s+the\s+name(?:\s+of)?|name\s+on\s+(?:the\s+)?(?:reservation|booking|card|account)\s*(?:is|:)?|"
-    r"(?<!first\s)(?<!last\s)name(?=\s+[A-Z])|booked\s+under|booking\s+under|reservation\s+under|party\s+under|"
+    r"(?<!first\s)(?<!last\s)name(?=\s+[A-Z])|(?:first|last|full|middle|maiden|family|sur)\s*name\??\s*(?:is|:|-)?|booked\s+under|booking\s+under|reservation\s+under|party\s+under|"
     r"put\s+it\s+under|signed|regards,?|best,?|sincerely,?|cheers,?|thanks,|thank\s+you,|thx,|ty,|"
     r"contact(?:\s+person)?(?:\s+is)?:?|on\s+behalf\s+of|for\s+(?:my\s+)?(?:husband|wife|son|daughter|mom|dad)|"
     r"(?:my|our|his|her|their)\s+(?:husband|wife|partner|fianc[eé]e?|son|daughter|mom|mother|dad|father|sister|brother|friend|boss|"
@@ -435,6 +435,18 @@ class CueNameRecognizer(EntityRecognizer):
         self.addressed = re.compile(rf"(?<![\w])(?i:thanks|thank\s+you|hi|hello|hey|dear|welcome(?:\s+back)?|congrats|"
                                     rf"congratulations(?:\s+to)?|sorry|great|perfect|got\s+it|sure|okay|ok|bye),?\s+"
                                     rf"(?P<value>{_CAPITALISED}(?:\s+{_CAPITALISED})?)(?=\s*[,.!?:;]|\s*$)")
+        # a speaker's name heading a line of dialogue ("Odalys: are we still on?") or someone addressed at
+        # the start of a message ("Odalys, can you...")
+        self.speaker = re.compile(rf"(?:^|(?<=\n))[ \t]*(?P<value>{_CAPITALISED})[ \t]*:[ \t]*[\"“]?(?=[^\W\d_])")
+        self.vocative = re.compile(rf"(?:^|(?<=\n)|(?<=[.!?][ \t]))(?P<value>{_CAPITALISED}),[ \t]+(?=(?i:can|could|would|will|"
+                                   rf"do|did|are|is|have|please|i|we|you|just|thanks|thank)\b)")
+        # a possessive before what only a person has ("Odalys's address", "Kenji's birthday")
+        self.owner = re.compile(rf"(?<![\w'’-])(?P<value>{_CAPITALISED})['’]s?\s+(?=(?i:address|phone|cell|number|email|"
+                                rf"birthday|bday|graduation|wedding|quincea[nñ]era|retirement|shower|husband|wife|mom|"
+                                rf"mother|dad|father|son|daughter|kids?|children|parents|sister|brother|fianc[eé]e?|"
+                                rf"boyfriend|girlfriend|partner)\b)")
+        # a middle initial between two capitalised words ("Odalys K Brennan", "Tom R. Okafor")
+        self.initial = re.compile(rf"(?<![\w'’-])(?P<value>{_CAPITALISED}[ \t]+[A-Z]\.?[ \t]+{_CAPITALISED})(?![\w'’-])")
         super().__init__(supported_entities=["PERSON"], name="NameCueRecognizer", supported_language="en")
 
     def load(self) -> None:
@@ -444,6 +456,17 @@ class CueNameRecognizer(EntityRecognizer):
         if entities and "PERSON" not in entities:
             return []
         results = []
+        for pattern in (self.speaker, self.vocative, self.owner):
+            for match in pattern.finditer(text):
+                start, end = match.span("value")
+                if self._name_by_shape(text, start, end, rare_enough=pattern is not self.speaker):
+                    results.append(RecognizerResult("PERSON", start, end, 0.7))
+        for match in self.initial.finditer(text):
+            first, _, last = match.group("value").split()[0], None, match.group("value").split()[-1]
+            if not any(self.evidence.never_a_name(word) or word.isupper() for word in (first, last)) and (
+                    self.evidence.lexicon.is_name(first) or self.evidence.lexicon.is_name(last)) and not (
+                    is_place_or_thing(text, *match.span("value"))):
+                results.append(RecognizerResult("PERSON", *match.span("value"), 0.7))
         for pattern, score, strong in ((self.strong, 0.9, True), (self.weak, 0.6, False), (self.here, 0.6, True),
                                        (self.signoff, 0.9, True), (self.addressed, 0.9, True)):
             for match in pattern.finditer(text):
@@ -452,6 +475,19 @@ class CueNameRecognizer(EntityRecognizer):
                 if span is not None and not (in_place_context(text, *span) or (not strong and is_place_or_thing(text, *span))):
                     results.append(RecognizerResult("PERSON", *span, score))
         return results
+
+    def _name_by_shape(self, text: str, start: int, end: int, rare_enough: bool) -> bool:
+        """A word that a shape (a speaker's label, a vocative, a possessive) puts forward as a name: a first name
+        that is no everyday word ("Note:", "Also,", "Today's"), or (not for labels) a rare word; never a place."""
+        word = text[start:end]
+        lower = word.lower()
+        if self.evidence.never_a_name(word) or lower in COMMON_WORDS_THAT_ARE_NAMES or word.isupper():
+            return False
+        zipf = self.evidence.lexicon.zipf(word)
+        if not ((lower in self.evidence.lexicon.first and zipf < SENTENCE_START_NAME_ZIPF)
+                or (rare_enough and zipf < RARE_WORD_ZIPF)):
+            return False
+        return not (is_place_or_thing(text, start, end) or lower in places())
 
     def _name_span(self, text: str, start: int, end: int, strong: bool, from_end: bool) -> tuple[int, int] | None:
         words = [(start + a, start + b, word) for a, b, word in words_of(text[start:end])]

@@ -434,7 +434,9 @@ def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Spa
                     if in_place_context(text, start, end, surely=True) or not (
                             lexicon.is_name(word, allow_ordinary=True) or _zipf(word) < RARE_WORD_ZIPF):
                         break
-                elif not lexicon.is_name(word, allow_ordinary=True) or in_place_context(text, start, end, surely=True) or (
+                elif not (lexicon.is_name(word, allow_ordinary=True) or (_zipf(word) < RARE_WORD_ZIPF and "," not in
+                                                                          text[min(edge, start) : max(edge, end)])
+                          ) or in_place_context(text, start, end, surely=True) or (
                         word.lower() in big_places() and word.lower() not in lexicon.top):
                     break  # beside a person, a small town's name ("Caird and Parrish") is one more person
                 found.append(Span(start, end, "PERSON", 0.6, "ListedWithNames"))
