@@ -110,3 +110,21 @@ def test_a_rare_word_joined_by_and_to_a_found_name_is_a_name(scrubber):
     people = [value for kind, value in found(scrubber, "The menu was planned by Quennell and Richardson.")
               if kind == "PERSON"]
     assert "Quennell" in people
+
+
+@pytest.mark.parametrize("text, town", [
+    ("Ship the sauce to Ondine Brennan\nRua das Flores 48\nAlverca\nPortugal 2615", "Alverca"),   # a block's town line
+    ("Address: Hauptgasse 14\nApt. 3\nHeiligkreuz\nSwitzerland 9015", "Heiligkreuz"),
+    ("we are at 40 Pine St, Keswick", "Keswick"),                                            # after a street line
+    ("our place is Brekkustig 80, Hafnarfjordur", "Hafnarfjordur"),
+    ("Traffic on the Dunmore bridge is bad, the chef should leave early", "Dunmore"),
+    ("We are coming from North Bergen for the party", "North Bergen"),
+    ("I am in Keswick until Friday, the party is in Fresno", "Keswick"),
+])
+def test_towns_in_address_blocks_and_place_shapes_are_kept(scrubber, text, town):
+    assert town in scrubbed(scrubber, text)
+
+
+def test_a_name_heading_an_address_block_is_still_a_name(scrubber):
+    result = scrubbed(scrubber, "Ship the sauce to Ondine Brennan\nRua das Flores 48\nAlverca\nPortugal 2615")
+    assert "Ondine" not in result and "Rua das Flores 48" not in result

@@ -177,8 +177,42 @@ def is_place_or_thing(text: str, start: int, end: int) -> bool:
             phrase in big_places() and (len(words) > 1 or phrase not in name_lexicon().top)) or (
             phrase in countries() and phrase not in COUNTRIES_THAT_ARE_NAMES):
         return True
+    if words[0].lower() in _PLACE_PREFIXES and len(words) > 1 and words[0][:1].isupper():
+        return True  # "North Bergen", "New Braunfels", "Port Lavaca": a compass word or "New" opens a town's name
+    if _locality_line(text, start, end):
+        return True
     after = re.match(r"\.?['’]?s?\s+(\w+)", text[end:])
-    return bool(after and after.group(1).lower() in _PLACE_WORDS and after.group(1)[:1].isupper())
+    return bool(after and after.group(1).lower() in _PLACE_WORDS and (
+        after.group(1)[:1].isupper() or (after.group(1) in _LOWER_PLACE_WORDS and not re.match(r"['’]", text[end:]))))
+
+
+# "Kessler bridge", "Dunmore street": a lower-case place word after a name makes it a place too.
+_LOWER_PLACE_WORDS = frozenset(["bridge", "street", "road", "avenue", "river", "lake", "airport", "station", "harbor",
+                                "harbour", "valley", "county", "city", "town", "village", "beach", "bay", "park"])
+_PLACE_PREFIXES = frozenset(["north", "south", "east", "west", "new", "port", "fort", "mount", "upper", "lower", "outer",
+                             "inner", "greater"])
+_JUNK = r"[^\w\n]*"  # what opens a line in a pasted block: spaces, "> ", "??? "
+
+
+def _locality_line(text: str, start: int, end: int) -> bool:
+    """The town line of an address block: the words fill their line, which stands after another line and
+    before a line that is a country or a postal code ("Linnea Berg\n\nHarnosand\nSweden 87130")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    if line_start == 0 or not re.fullmatch(_JUNK, text[line_start:start]) or not re.fullmatch(
+            r"(?:\s+[A-Z]{1,2})?[\s,]*", text[end:line_end]):
+        return False
+    following = [line.strip(" \t>?}*|-,") for line in text[line_end:].split("\n")]
+    following = [line for line in following if line]
+    if not following:
+        return False
+    nxt = re.sub(r"\s*\(.*?\)", "", following[0])  # "Cyprus (Greek)"
+    match = re.fullmatch(r"([^\d]*?)[\s,]*(\d{4,6}(?:-\d{3,4})?)?", nxt)
+    if not match:
+        return False
+    country, postal = match.group(1).strip().lower(), match.group(2)
+    return country in countries() or bool(postal and (not country or re.fullmatch(r"[a-z]{2}", country)))
 
 
 # Countries that are also common given names: places only where the text says so.
@@ -192,7 +226,8 @@ _STATE_CODES = frozenset(
 _STRONGLY_PLACE_BEFORE = re.compile(
     r"(?i:\b(?:lives?\s+in|living\s+in|moved\s+(?:here\s+)?(?:from|to)|originally\s+from|i'?m\s+in|we'?re\s+in|"
     r"arrived\s+at|returned\s+to|based\s+in|located\s+in|home\s+(?:city|town)|year\s+in|flying\s+(?:in\s+)?from|"
-    r"driving\s+from|visiting|the\s+city\s+of|the\s+town\s+of)\s+)$"
+    r"driving\s+from|visiting|the\s+city\s+of|the\s+town\s+of|(?:i\s+am|we\s+are|are\s+you|staying|stay|"
+    r"trip|vacation|holiday)\s+in)\s+)$"
 )
 
 

@@ -376,7 +376,7 @@ _NORMALISE = {
 
 def conversation_spans(texts: list[str], detector: Detector, propagate: bool) -> list[list[Span]]:
     """Spans per text of one conversation; values found in one text are also found in the others."""
-    found = [list(detector.spans(text)) for text in texts]
+    found = [_without_towns_after_streets(text or "", list(detector.spans(text))) for text in texts]
     places = _conversation_places(texts)
     if places:
         # "in Tracy, CA" in one message makes "Tracy is in our area" a place in the next, unless a cue named
@@ -392,6 +392,19 @@ def conversation_spans(texts: list[str], detector: Detector, propagate: bool) ->
     found = [spans + _listed_with_names(text or "", spans, detector.keep) for text, spans in zip(texts, found)]
     phrases = _keep_phrases(detector.keep)
     return [_without_overlaps(_outside_keep_phrases(text or "", spans, phrases)) for text, spans in zip(texts, found)]
+
+
+_AFTER_STREET = re.compile(r"[ \t]*,?[ \t]*(?:\n[^\w\n]*)?")
+
+
+def _without_towns_after_streets(text: str, spans: list[Span]) -> list[Span]:
+    """The words right after a street line, past a comma or a line break, are its town ("40 Pine St, Keswick",
+    "Brekkustig 80\nHafnarfjordur"): no person, whatever else read them as one."""
+    ends = [span.end for span in spans if span.entity_type == STREET_ADDRESS]
+    if not ends:
+        return spans
+    return [span for span in spans if span.entity_type != "PERSON" or span.source == "NameCueRecognizer" or not any(
+        end <= span.start and _AFTER_STREET.fullmatch(text, end, span.start) for end in ends)]
 
 
 _LISTED = r"(?:,\s*(?:and\s+|&\s+)?|\s+(?:and|&|or|y)\s+)"
