@@ -128,3 +128,35 @@ def test_towns_in_address_blocks_and_place_shapes_are_kept(scrubber, text, town)
 def test_a_name_heading_an_address_block_is_still_a_name(scrubber):
     result = scrubbed(scrubber, "Ship the sauce to Ondine Brennan\nRua das Flores 48\nAlverca\nPortugal 2615")
     assert "Ondine" not in result and "Rua das Flores 48" not in result
+
+
+@pytest.mark.parametrize("text, street", [
+    ("my address: Kivi tee 14, Tartu", "Kivi tee 14"),                      # lower-case street type after the name
+    ("ship to Sorrento utca 7 please", "Sorrento utca 7"),
+    ("send it to 88 Maple põik 3", "88 Maple põik 3"),                      # a number before the name too
+    ("mail to 3120 P.O. Box 77", "3120 P.O. Box 77"),
+    ("we are at the corner of Kessler Ave and Ridgeback Rd", "Ridgeback Rd"),  # a corner pins a home down
+    ("we are at the corner of Kessler Ave and Ridgeback Rd", "Kessler Ave"),
+    ("my son is on USNS Mercy\nFPO AP 96672", "USNS Mercy\nFPO AP 96672"),  # military post
+    ("it's Torvaldsgade 12 street, second floor", "Torvaldsgade 12"),
+])
+def test_street_lines_in_more_shapes(scrubber, text, street):
+    assert ("STREET_ADDRESS", street) in found(scrubber, text) or street not in scrubbed(scrubber, text)
+
+
+def test_a_street_named_without_a_number_stays_for_the_travel_fee(scrubber):
+    assert "Pleasant Grove Blvd" in scrubbed(scrubber, "we're just off Pleasant Grove Blvd in Roseville")
+
+
+@pytest.mark.parametrize("text, phone", [
+    ("Zip 80331\n0151 234 56 78 mobile", "0151 234 56 78"),                  # a postal code above is no part of it
+    ("You can call 48 21 07 after six", "48 21 07"),                        # six digits beside a phone word
+    ("52 90 33 office, 52 90 34 fax", "52 90 33"),
+])
+def test_phones_in_blocks_and_short_local_numbers(scrubber, text, phone):
+    assert phone not in scrubbed(scrubber, text)
+
+
+@pytest.mark.parametrize("text", ["Table 12 30 45 is by the pool", "we need 20 30 or 40 skewers"])
+def test_six_digits_without_a_phone_word_stay(scrubber, text):
+    assert scrubbed(scrubber, text) == text

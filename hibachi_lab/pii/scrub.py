@@ -43,6 +43,7 @@ from hibachi_lab.pii.detectors import (
     obfuscated_email_recognizer,
     payment_handle_recognizer,
     phone_recognizer,
+    short_phone_recognizer,
     street_address_recognizer,
 )
 from hibachi_lab.pii.names import (
@@ -147,6 +148,7 @@ def scrubber_recognizers(config: PiiConfig) -> list:
         # formats recognizer for the shapes it does not take (spelled out, bare international runs).
         PhoneRecognizer(supported_regions=("US",), leniency=1),
         phone_recognizer(),
+        short_phone_recognizer(),
         UsSsnRecognizer(),
         street_address_recognizer(include_locality=not config.keep_locality),
         name_then_number_street_recognizer(),
