@@ -160,3 +160,18 @@ def test_phones_in_blocks_and_short_local_numbers(scrubber, text, phone):
 @pytest.mark.parametrize("text", ["Table 12 30 45 is by the pool", "we need 20 30 or 40 skewers"])
 def test_six_digits_without_a_phone_word_stay(scrubber, text):
     assert scrubbed(scrubber, text) == text
+
+
+@pytest.mark.parametrize("text, value", [
+    ("My driver's license number is qr5521907", "qr5521907"),        # lower case after the cue
+    ("need my Ohio license? T118-2290-4417", "T118-2290-4417"),
+    ("WA DL WDLK8M3Z4P2Q for the rental", "WDLK8M3Z4P2Q"),            # letters and few digits
+    ("I'm the host, Odalys (b. 3/9/71), call me anytime", "3/9/71"),  # "b." for born
+])
+def test_licences_and_birth_dates_in_more_shapes(scrubber, text, value):
+    assert value not in scrubbed(scrubber, text)
+
+
+@pytest.mark.parametrize("text", ["my licence expires 2027, is that ok", "the license plate is on the truck"])
+def test_licence_words_without_a_number_leave_the_text(scrubber, text):
+    assert scrubbed(scrubber, text) == text

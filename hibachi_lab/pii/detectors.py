@@ -376,7 +376,7 @@ _DATE = (
 
 
 def date_of_birth_recognizer() -> RegexValueRecognizer:
-    cue = r"(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s?date|birthday|born(?:\s+on)?|b-day|bday)"
+    cue = r"(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s?date|birthday|born(?:\s+on)?|b-day|bday|(?<![\w])b\.)"
     return RegexValueRecognizer(DATE_OF_BIRTH, [(cue + r"\s*(?:is|was|:|-)?\s*(?P<value>" + _DATE + r")", 0.8)],
                                 "DateOfBirthRecognizer", _a_birth_year, flags=re.IGNORECASE)
 
@@ -392,12 +392,23 @@ def driver_license_recognizer() -> RegexValueRecognizer:
            r"(?:\s+(?:number|no\.?|num|#|id))?")
     state = r"(?:(?:[A-Z]{2}|[A-Z][a-z]+)\s+(?:DL|dl|license|licence)?\s*)?"
     value = r"(?P<value>[A-Z]{0,2}\d[\d -]{4,17}\d|[A-Z]{1,2}\d{3,}[A-Z0-9-]*|\d{3,}[A-Z][A-Z0-9-]*)"
+    # After the cue a licence number is any 7-15 letters and digits, in either case, with digits among them
+    # ("yx0047862", "WDL7H2K9P3XQ", "K524-3318-7702").
+    cued_value = r"(?P<value>(?i:[a-z]{0,4}\d[a-z0-9]*(?:-[a-z0-9]+){0,3}))(?![\w-])"
     return RegexValueRecognizer(
         DRIVER_LICENSE,
         [(r"(?i:" + cue + r")\s*(?:is|:|#|-)?\s*(?:" + state + r")?(?:is|:|#)?\s*" + value, 0.75),
-         (r"\b(?:[A-Z]{2})\s+(?:DL|D\.L\.)\s*#?\s*" + value, 0.8)],
-        "DriverLicenseRecognizer", lambda v: sum(c.isdigit() for c in v) >= 5,
+         (r"\b(?:[A-Z]{2})\s+(?:DL|D\.L\.)\s*#?\s*" + value, 0.8),
+         (r"(?i:" + cue + r")\s*(?:is|:|#|-|\?)?\s*(?:" + state + r")?(?:is|:|#)?\s*" + cued_value, 0.7),
+         (r"\b(?:[A-Z]{2})\s+(?:DL|D\.L\.)\s*#?\s*" + cued_value, 0.75)],
+        "DriverLicenseRecognizer", _licence_number,
     )
+
+
+def _licence_number(value: str) -> bool:
+    """Five digits or more; or 7-15 letters and digits with at least two digits ("WDL7H2K9P3XQ")."""
+    digits = sum(char.isdigit() for char in value)
+    return digits >= 5 or (digits >= 2 and 7 <= len(value.replace("-", "")) <= 15)
 
 
 class OfflineEmailRecognizer(EmailRecognizer):
