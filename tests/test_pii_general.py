@@ -175,3 +175,9 @@ def test_licences_and_birth_dates_in_more_shapes(scrubber, text, value):
 @pytest.mark.parametrize("text", ["my licence expires 2027, is that ok", "the license plate is on the truck"])
 def test_licence_words_without_a_number_leave_the_text(scrubber, text):
     assert scrubbed(scrubber, text) == text
+
+
+def test_a_birth_date_given_as_the_answer_to_a_question_is_found(scrubber):
+    assert "5/14/1968" not in scrubbed(scrubber, "what's your date of birth? 5/14/1968")
+    assert "5/14/1968" not in scrubbed(scrubber, "You asked for my date of birth. It's 5/14/1968")
+    assert "10/17/2026" in scrubbed(scrubber, "the birthday party is on 10/17/2026")

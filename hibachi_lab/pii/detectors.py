@@ -377,7 +377,10 @@ _DATE = (
 
 def date_of_birth_recognizer() -> RegexValueRecognizer:
     cue = r"(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s?date|birthday|born(?:\s+on)?|b-day|bday|(?<![\w])b\.)"
-    return RegexValueRecognizer(DATE_OF_BIRTH, [(cue + r"\s*(?:is|was|:|-)?\s*(?P<value>" + _DATE + r")", 0.8)],
+    # also a question and its answer: "your date of birth? 4/24/1960", "date of birth. It's 4/24/1960"
+    answer = r"(?:[?.!]\s*(?:it'?s|it\s+is|mine\s+is|that'?s)?:?\s*)"
+    return RegexValueRecognizer(DATE_OF_BIRTH, [(cue + r"\s*(?:is|was|:|-)?\s*(?P<value>" + _DATE + r")", 0.8),
+                                                (cue + r"\s*" + answer + r"(?P<value>" + _DATE + r")", 0.75)],
                                 "DateOfBirthRecognizer", _a_birth_year, flags=re.IGNORECASE)
 
 
