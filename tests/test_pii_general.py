@@ -181,3 +181,20 @@ def test_a_birth_date_given_as_the_answer_to_a_question_is_found(scrubber):
     assert "5/14/1968" not in scrubbed(scrubber, "what's your date of birth? 5/14/1968")
     assert "5/14/1968" not in scrubbed(scrubber, "You asked for my date of birth. It's 5/14/1968")
     assert "10/17/2026" in scrubbed(scrubber, "the birthday party is on 10/17/2026")
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Karen Wojciechowska here about Saturday", "Karen Wojciechowska"),       # a first name, then a word English lacks
+    ("Host: Megan Oyelaran-Bright", "Megan Oyelaran-Bright"),
+    ("Invoice for Tadeusz K. Wrzesniak please", "Tadeusz K. Wrzesniak"),       # an initial between two rare words
+])
+def test_full_names_from_a_first_name_and_a_rare_word(scrubber, text, name):
+    assert name not in scrubbed(scrubber, text)
+
+
+def test_a_name_found_once_is_replaced_where_it_opens_a_line(scrubber):
+    turns = [{"conversation_id": "g2", "turn_index": 0, "timestamp": "2026-10-01T10:00:00-07:00",
+              "query": "Hi, this is Emily Brennan, booking for 20.\nEmily: also, vegetarian option?",
+              "responses": [], "final_response": "Emily, yes we have tofu."}]
+    result = scrubber.scrub_turns(turns)[0]
+    assert "Emily" not in result["query"] and "Emily" not in result["final_response"]

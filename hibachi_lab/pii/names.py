@@ -369,8 +369,9 @@ class LexiconNameRecognizer(EntityRecognizer):
         results = []
         index = 0
         while index < len(words):
-            if not self.evidence.likely_name(shaped[index], _sentence_start(text, words[index][0]),
-                                             words[index][0] in proper):
+            if not (self.evidence.likely_name(shaped[index], _sentence_start(text, words[index][0]),
+                                              words[index][0] in proper)
+                    or self._first_name_then_rare_word(text, words, shaped, index)):
                 index += 1
                 continue
             first, last = index, index
@@ -387,6 +388,20 @@ class LexiconNameRecognizer(EntityRecognizer):
                 results.append(RecognizerResult("PERSON", span_start, span_end, 0.6))
             index = last + 1
         return results
+
+    def _first_name_then_rare_word(self, text: str, words: list, shaped: list[str], index: int) -> bool:
+        """A common first name followed by a capitalised word English does not use is a full name wherever it
+        stands ("Odalys Brennan", "Zoe Wrzesniak" opening a message): the first name alone may be a word."""
+        word = shaped[index]
+        if index + 1 >= len(words) or not word[:1].isupper() or word.isupper() or self.evidence.never_a_name(word):
+            return False
+        lower = word.lower()
+        if lower not in self.evidence.lexicon.top or lower not in self.evidence.lexicon.first:
+            return False
+        following = shaped[index + 1]
+        return (text[words[index][1] : words[index + 1][0]] == " " and following[:1].isupper() and not following.isupper()
+                and self.evidence.lexicon.zipf(following) < 1.5 and not self.evidence.never_a_name(following)
+                and not is_place_or_thing(text, words[index][0], words[index + 1][1]))
 
     def _joins(self, text: str, words: list, shaped: list[str], left: int, right: int, new: int) -> bool:
         """Whether words[left] and words[right] belong to one name: only a space (or ", " in "LAST, FIRST")
@@ -498,8 +513,9 @@ class CueNameRecognizer(EntityRecognizer):
                     results.append(RecognizerResult("PERSON", start, end, 0.7))
         for match in self.initial.finditer(text):
             first, _, last = match.group("value").split()[0], None, match.group("value").split()[-1]
+            rare = all(self.evidence.lexicon.zipf(word) < RARE_WORD_ZIPF for word in (first, last))
             if not any(self.evidence.never_a_name(word) or word.isupper() for word in (first, last)) and (
-                    self.evidence.lexicon.is_name(first) or self.evidence.lexicon.is_name(last)) and not (
+                    self.evidence.lexicon.is_name(first) or self.evidence.lexicon.is_name(last) or rare) and not (
                     is_place_or_thing(text, *match.span("value"))):
                 results.append(RecognizerResult("PERSON", *match.span("value"), 0.7))
         for pattern, score, strong in ((self.strong, 0.9, True), (self.weak, 0.6, False), (self.here, 0.6, True),
@@ -522,7 +538,7 @@ class CueNameRecognizer(EntityRecognizer):
         if not ((lower in self.evidence.lexicon.first and zipf < SENTENCE_START_NAME_ZIPF)
                 or (rare_enough and zipf < RARE_WORD_ZIPF)):
             return False
-        return not (is_place_or_thing(text, start, end) or lower in places())
+        return not is_place_or_thing(text, start, end)
 
     def _name_span(self, text: str, start: int, end: int, strong: bool, from_end: bool) -> tuple[int, int] | None:
         words = [(start + a, start + b, word) for a, b, word in words_of(text[start:end])]

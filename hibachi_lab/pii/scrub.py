@@ -59,6 +59,7 @@ from hibachi_lab.pii.names import (
     _zipf,
     big_places,
     in_place_context,
+    name_lexicon,
     words_of,
 )
 from hibachi_lab.progress import progress_bar
@@ -417,8 +418,6 @@ _LISTED_BEFORE = re.compile(r"(?<![\w'’-])(?<![A-Z][a-z]\s)([A-Z][\w'’-]+)" 
 
 def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Span]:
     """Capitalised names listed beside a found name are names too: "Rodrigo & Mel", "Jun, and Tavita"."""
-    from hibachi_lab.pii.names import name_lexicon
-
     lexicon = name_lexicon()
     people = [span for span in spans if span.entity_type == "PERSON"]
     found: list[Span] = []
@@ -581,7 +580,9 @@ def _a_name_here(text: str, start: int, end: int, keep: set[str]) -> bool:
         return False
     word = text[start:end]
     opening = not text[:start].rstrip() or text[:start].rstrip()[-1] in ".!?\n"
-    return not (opening and " " not in word and (_zipf(word) >= COMMON_WORD_ZIPF or word.lower() in keep))
+    # "Emily" opening a line is Emily again; "Will", "Price" opening a sentence are words ("top" lacks them).
+    everyday = _zipf(word) >= COMMON_WORD_ZIPF and word.lower() not in name_lexicon().top
+    return not (opening and " " not in word and (everyday or word.lower() in keep))
 
 
 def _value_pattern(value: str, ignore_case: bool) -> re.Pattern:
