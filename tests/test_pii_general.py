@@ -198,3 +198,8 @@ def test_a_name_found_once_is_replaced_where_it_opens_a_line(scrubber):
               "responses": [], "final_response": "Emily, yes we have tofu."}]
     result = scrubber.scrub_turns(turns)[0]
     assert "Emily" not in result["query"] and "Emily" not in result["final_response"]
+
+
+def test_a_town_listed_with_or_after_a_town_is_a_town_but_a_greeted_person_is_not(scrubber):
+    assert "Lodi or Tracy" in scrubbed(scrubber, "Do you drive out to Lodi or Tracy?")
+    assert "Tracy" not in scrubbed(scrubber, "Welcome to Stockton, Tracy! How many guests?")

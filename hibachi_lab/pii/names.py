@@ -280,6 +280,11 @@ def in_place_context(text: str, start: int, end: int, surely: bool = False) -> b
     if before.search(preceding) and not (value in name_lexicon().top and _WEAK_PLACE_WORD.search(preceding)
                                          and not _GOING_TO.search(preceding)):
         return True
+    # "out to Davis or Tracy": the word listed before it is a place
+    previous = re.search(r"([A-Z][\w'’-]+),?\s+(?:or|&)\s+$", preceding)
+    if previous and previous.group(1).lower() in places() and in_place_context(
+            text, start - len(preceding) + previous.start(1), start - len(preceding) + previous.end(1), surely):
+        return True
     # "Salinas or Santa Clara": next to another place
     other = re.match(r"\s+(?:or|and|&)\s+((?:[A-Z][\w'’-]+\s?){1,3})", text[end:])
     common_name = value in name_lexicon().top
