@@ -203,3 +203,13 @@ def test_a_name_found_once_is_replaced_where_it_opens_a_line(scrubber):
 def test_a_town_listed_with_or_after_a_town_is_a_town_but_a_greeted_person_is_not(scrubber):
     assert "Lodi or Tracy" in scrubbed(scrubber, "Do you drive out to Lodi or Tracy?")
     assert "Tracy" not in scrubbed(scrubber, "Welcome to Stockton, Tracy! How many guests?")
+
+
+def test_the_scrubber_runs_spacy_lean_and_plain_presidio_keeps_its_full_pipeline():
+    from hibachi_lab.pii.scrub import _shared_nlp_engine
+
+    config = pii.PiiConfig.from_yaml(DEFAULT_PII)
+    lean = pii.build_analyzer(config).nlp_engine.nlp["en"]
+    full = pii.build_default_analyzer(config).nlp_engine.nlp["en"]
+    assert "lemmatizer" not in lean.pipe_names and "lemmatizer" in full.pipe_names
+    assert _shared_nlp_engine(config.spacy_model) is not _shared_nlp_engine(config.spacy_model, lean=True)

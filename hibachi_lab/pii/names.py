@@ -370,12 +370,14 @@ class LexiconNameRecognizer(EntityRecognizer):
         shouting = sum(c.isupper() for c in text) > 0.6 * max(1, sum(c.isalpha() for c in text))
         words = words_of(text)
         shaped = [word.title() if shouting or (word.isupper() and len(word) > 2) else word for _, _, word in words]
-        proper = _proper_noun_starts(nlp_artifacts)
+        proper: set[int] | None = None  # spaCy's proper nouns, read only where a capitalised word opens a sentence
         results = []
         index = 0
         while index < len(words):
-            if not (self.evidence.likely_name(shaped[index], _sentence_start(text, words[index][0]),
-                                              words[index][0] in proper)
+            opening = _sentence_start(text, words[index][0])
+            if opening and proper is None and shaped[index][:1].isupper():
+                proper = _proper_noun_starts(nlp_artifacts)
+            if not (self.evidence.likely_name(shaped[index], opening, opening and words[index][0] in (proper or ()))
                     or self._first_name_then_rare_word(text, words, shaped, index)):
                 index += 1
                 continue
@@ -423,7 +425,7 @@ def _proper_noun_starts(nlp_artifacts) -> set[int]:
     if doc is None:
         return set()
     # A one-word ORG is often spaCy's misreading of a first name ("Justin shouted..."); "Taco bar" is kept out.
-    return {token.idx for token in doc if token.pos_ == "PROPN"
+    return {token.idx for token in doc if token.tag_ in ("NNP", "NNPS")
             and token.ent_type_ not in ("GPE", "LOC", "FAC", "PRODUCT", "EVENT")
             and not (token.ent_type_ == "ORG" and _entity_length(token) > 1)}
 
