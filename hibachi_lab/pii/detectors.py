@@ -87,7 +87,7 @@ _NUMBERED_ROAD = (
 )
 _GRID = _NUMBER + r"\s+" + _DIRECTION + r"\s+\d{1,5}\s+" + _DIRECTION + r"(?![\w])" + _UNIT + r"?"
 _BOXES = (
-    r"(?<![\w])(?:p\.?\s?o\.?\s*box|post\s+office\s+box|(?:rr|rural\s+route|hc|psc|unit|cmr)\s*\d{1,5},?\s+box"
+    r"(?<![\w])(?:\d{1,6}[ \t]+)?(?:p\.?\s?o\.?\s*box|post\s+office\s+box|(?:rr|rural\s+route|hc|psc|unit|cmr)\s*\d{1,5},?\s+box"
     r")\s*#?\s*\d{1,6}"
 )
 # Street names that come before or without a suffix: "4410 Calle Del Sol", "3317 Vista Verde", "Via Roma 12".
@@ -125,6 +125,35 @@ _NOT_STREET_WORDS = frozenset(
 )
 
 
+# Street-type words that other languages write in lower case after the name: "Luige tee 56", "Vidkuns gate 71".
+_LOWER_STREET_TYPES = (r"(?:tee|põik|puiestee|kapu|utca|út|útja|tér|köz|gate|gata|gatan|vei|veien|veg|vegen|vej|gade|väg|vägen|"
+                       r"tie|katu|polku|kuja|weg|straße|strasse|gasse|laan|straat|steeg|plein|ulica|cesta|iela|gatve|"
+                       r"sokak|sokağı|caddesi|utcа|rua|rue|calle|via|avenida)")
+_PARTICLE = r"(?:t|'t|à|a|de|del|la|le|las|los|da|do|das|dos|di|van|von|der|den|ter|aan|op|am|an|im|in|'s)"
+_CAP = r"[^\W\d_a-z][\w'’.-]*"
+# A name, then a house number, within one line, with an optional number before ("994 Csabai kapu 60", "021 Kase põik 91").
+_FOREIGN_NAME_NUMBER = (
+    r"(?<![\w$.,/:-])(?:\d{1,6}[ \t]+)?" + _CAP + r"(?:[ \t]+(?:" + _CAP + r"|" + _PARTICLE + r"))*?[ \t]+"
+    + _LOWER_STREET_TYPES + r"[ \t]+\d{1,5}[a-z]?(?![\w/:.,]\d|\w)"
+)
+# A street named without a number is no address ("we live off Grant Line Rd": the caterer needs it for the
+# travel fee), except at a corner, which pins a home down: "the corner of Kessler Ave and Ridge Rd".
+# Capitalised, case-sensitive; the street word is capitalised too.
+_STREET_WORD = (
+    r"(?:Street|St\.|Avenue|Ave\.?|Road|Rd\.?|Drive|Dr\.|Boulevard|Blvd\.?|Lane|Ln\.?|Court|Ct\.?|Place|Pl\.|"
+    r"Terrace|Parkway|Pkwy\.?|Highway|Hwy\.?|Circle|Cir\.?|Crescent|Square|Plaza|Causeway|Alley|Row|Trail|Pike|Way)"
+)
+_UNNUMBERED = r"(?:" + _CAP + r"[ \t]+){1,3}" + _STREET_WORD + r"(?![\w])"
+_CORNER = r"(?i:corner\s+of|intersection\s+of|cross\s+streets?\s+(?:are|is)?:?)\s+(?:the\s+)?"
+_CORNER_STREETS = [_CORNER + r"(?P<value>" + _UNNUMBERED + r")",
+                   _CORNER + r"[^\n]{3,60}?\s(?:and|&)\s+(?P<value>" + _UNNUMBERED + r")"]
+# Ships and military post: "USNS Comfort\nFPO AE 09599", "USS Nimitz".
+_MILITARY = (r"(?P<value>(?:USNS|USNV|USS|USCGC)[ \t]+" + _CAP + r"(?:[ \t]*\n?[ \t]*(?:FPO|APO|DPO)[ \t]+(?:AA|AE|AP)"
+             r"(?:[ \t]+\d{5})?)?|(?<![\w])(?:FPO|APO|DPO)[ \t]+(?:AA|AE|AP)[ \t]+\d{5})")
+# "Grazer Ring 10 street": a name and a number that a lower-case "street" follows.
+_NAME_NUMBER_STREET = r"(?P<value>(?:" + _CAP + r"[ \t]+){1,3}\d{1,5}[a-z]?)(?=[ \t]+(?:street|st\.?|road|avenue)\b)"
+
+
 def street_address_recognizer(include_locality: bool) -> RegexValueRecognizer:
     """US street lines in their many shapes (and foreign ones); the city, state and ZIP only when asked."""
     locality = _LOCALITY + "?" if include_locality else ""
@@ -140,8 +169,11 @@ def street_address_recognizer(include_locality: bool) -> RegexValueRecognizer:
     ]
     recognizer = RegexValueRecognizer(STREET_ADDRESS, patterns, "StreetAddressRecognizer", _looks_like_street,
                                       re.IGNORECASE)
-    # The cued pattern reads capitalisation, so it is compiled without IGNORECASE.
+    # The cued pattern reads capitalisation, so it is compiled without IGNORECASE; so do the others below.
     recognizer.patterns.append((re.compile(_CUED_STREET), 0.6))
+    recognizer.patterns += [(re.compile("(?P<value>" + _FOREIGN_NAME_NUMBER + ")"), 0.6),
+                            *((re.compile(pattern), 0.55) for pattern in _CORNER_STREETS), (re.compile(_MILITARY), 0.7),
+                            (re.compile(_NAME_NUMBER_STREET), 0.55)]
     return recognizer
 
 
@@ -157,7 +189,7 @@ def _street_name_then_number(value: str) -> bool:
 
     words = [word.strip(".,") for word in value.split()]
     return _looks_like_street(value) and all(_zipf(word.replace("’", "'")) < 3.5 for word in words[:-1]
-                                             if not word.isdigit())
+                                             if not word.isdigit() and not re.fullmatch(_PARTICLE, word))
 
 
 def _looks_like_street(value: str) -> bool:
@@ -228,11 +260,21 @@ _INTERNATIONAL_PHONE = (
     r"(?<![\w+])(?P<value>(?:\+|00)\s?[1-9]\d{0,2}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?:\s*(?:x|ext\.?)\s*\d{1,5})?)(?![\d])"
 )
 # Any other run of 7 to 15 digits written like a phone ("06-82237745", "730 064 218", "(07700)553419").
-_DIGIT_RUN = r"(?<![\w+.$/:,-])(?P<value>\(?\d{2,5}\)?(?:[\s.-]{0,2}\d{2,5}){1,4})(?![\w/:]|[.,]\d)"
+# (within one line: a postal code above a phone is no part of it)
+_DIGIT_RUN = r"(?<![\w+.$/:,-])(?P<value>\(?\d{2,5}\)?(?:[ \t.-]{0,2}\d{2,5}){1,4})(?![\w/:]|[.,]\d)"
 _SPELLED_PHONE = (
     r"(?i)(?<![\w])(?P<value>(?:\d{3}[\s.-]+)?" + _SPELLED_DIGIT + r"(?:[\s,.-]+(?:" + _SPELLED_DIGIT
     + r"|double\s+" + _SPELLED_DIGIT + r")){3,12})(?![\w])"
 )
+
+
+# Six digits in pairs are a short local number (some countries' landlines) only beside a phone word:
+# "call 48 21 07", "52 90 33 office".
+_SHORT_PHONES = [
+    (r"\b(?:call|text|ring|reach|phone|tel|mobile|cell|number|registered)\b[^\d\n]{0,20}?"
+     r"(?P<value>\d{2}[ .-]\d{2}[ .-]\d{2})(?![\w/:]|[.,-]\d)"),
+    r"(?<![\w+.$/:,-])(?P<value>\d{2}[ .-]\d{2}[ .-]\d{2})(?=[ \t]*[-(]?(?:office|mobile|cell|fax|home|work|landline)\b)",
+]
 
 
 def phone_recognizer() -> RegexValueRecognizer:
@@ -241,6 +283,11 @@ def phone_recognizer() -> RegexValueRecognizer:
         [(_US_PHONE, 0.7), (_INTERNATIONAL_PHONE, 0.7), (_DIGIT_RUN, 0.5), (_SPELLED_PHONE, 0.6)],
         "PhoneFormatsRecognizer", _phone_shaped, flags=re.IGNORECASE,
     )
+
+
+def short_phone_recognizer() -> RegexValueRecognizer:
+    return RegexValueRecognizer("PHONE_NUMBER", [(pattern, 0.6) for pattern in _SHORT_PHONES],
+                                "ShortPhoneRecognizer", flags=re.IGNORECASE)
 
 
 def _phone_shaped(value: str) -> bool:
@@ -329,8 +376,11 @@ _DATE = (
 
 
 def date_of_birth_recognizer() -> RegexValueRecognizer:
-    cue = r"(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s?date|birthday|born(?:\s+on)?|b-day|bday)"
-    return RegexValueRecognizer(DATE_OF_BIRTH, [(cue + r"\s*(?:is|was|:|-)?\s*(?P<value>" + _DATE + r")", 0.8)],
+    cue = r"(?:dob|d\.o\.b\.?|date\s+of\s+birth|birth\s?date|birthday|born(?:\s+on)?|b-day|bday|(?<![\w])b\.)"
+    # also a question and its answer: "your date of birth? 4/24/1960", "date of birth. It's 4/24/1960"
+    answer = r"(?:[?.!]\s*(?:it'?s|it\s+is|mine\s+is|that'?s)?:?\s*)"
+    return RegexValueRecognizer(DATE_OF_BIRTH, [(cue + r"\s*(?:is|was|:|-)?\s*(?P<value>" + _DATE + r")", 0.8),
+                                                (cue + r"\s*" + answer + r"(?P<value>" + _DATE + r")", 0.75)],
                                 "DateOfBirthRecognizer", _a_birth_year, flags=re.IGNORECASE)
 
 
@@ -345,12 +395,23 @@ def driver_license_recognizer() -> RegexValueRecognizer:
            r"(?:\s+(?:number|no\.?|num|#|id))?")
     state = r"(?:(?:[A-Z]{2}|[A-Z][a-z]+)\s+(?:DL|dl|license|licence)?\s*)?"
     value = r"(?P<value>[A-Z]{0,2}\d[\d -]{4,17}\d|[A-Z]{1,2}\d{3,}[A-Z0-9-]*|\d{3,}[A-Z][A-Z0-9-]*)"
+    # After the cue a licence number is any 7-15 letters and digits, in either case, with digits among them
+    # ("yx0047862", "WDL7H2K9P3XQ", "K524-3318-7702").
+    cued_value = r"(?P<value>(?i:[a-z]{0,4}\d[a-z0-9]*(?:-[a-z0-9]+){0,3}))(?![\w-])"
     return RegexValueRecognizer(
         DRIVER_LICENSE,
         [(r"(?i:" + cue + r")\s*(?:is|:|#|-)?\s*(?:" + state + r")?(?:is|:|#)?\s*" + value, 0.75),
-         (r"\b(?:[A-Z]{2})\s+(?:DL|D\.L\.)\s*#?\s*" + value, 0.8)],
-        "DriverLicenseRecognizer", lambda v: sum(c.isdigit() for c in v) >= 5,
+         (r"\b(?:[A-Z]{2})\s+(?:DL|D\.L\.)\s*#?\s*" + value, 0.8),
+         (r"(?i:" + cue + r")\s*(?:is|:|#|-|\?)?\s*(?:" + state + r")?(?:is|:|#)?\s*" + cued_value, 0.7),
+         (r"\b(?:[A-Z]{2})\s+(?:DL|D\.L\.)\s*#?\s*" + cued_value, 0.75)],
+        "DriverLicenseRecognizer", _licence_number,
     )
+
+
+def _licence_number(value: str) -> bool:
+    """Five digits or more; or 7-15 letters and digits with at least two digits ("WDL7H2K9P3XQ")."""
+    digits = sum(char.isdigit() for char in value)
+    return digits >= 5 or (digits >= 2 and 7 <= len(value.replace("-", "")) <= 15)
 
 
 class OfflineEmailRecognizer(EmailRecognizer):

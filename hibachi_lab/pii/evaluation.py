@@ -140,18 +140,33 @@ def presidio_evaluator_examples(samples: int, seed: int) -> list[dict[str, Any]]
     """Labelled sentences from presidio-evaluator's generator (its templates and multi-country names).
 
     Its STREET_ADDRESS also covers a bare postal code after the country ("Czech Republic 45098"); a
-    caterer keeps the ZIP (travel fees depend on it), so those are neither PII nor keep here.
+    caterer keeps the ZIP (travel fees depend on it), so those are neither PII nor keep here. It has no
+    date-of-birth type: a DATE_TIME right after "born" or "date of birth" ("She was born on 4/18/1960")
+    is a birth date, a value to remove (DATE_OF_BIRTH), not a date the caterer needs.
     """
     try:
         from presidio_evaluator.data_generator import PresidioSentenceFaker
     except ImportError:
         raise BadInput("presidio-evaluator is not installed; run `pip install presidio-evaluator`") from None
     import logging
+    import random
+
+    import numpy
 
     logging.getLogger("presidio-evaluator").setLevel(logging.ERROR)
-    faker = PresidioSentenceFaker("en_US", lower_case_ratio=0.05, random_seed=seed)
+    # The generator builds its people (middle initials among them) with the global random generators before
+    # it seeds them: seed them first, or the same --seed gives another set each run. Restored afterwards.
+    saved = random.getstate(), numpy.random.get_state()
+    random.seed(seed)
+    numpy.random.seed(seed)
+    try:
+        faker = PresidioSentenceFaker("en_US", lower_case_ratio=0.05, random_seed=seed)
+        samples_made = list(faker.generate_new_fake_sentences(num_samples=samples))
+    finally:
+        random.setstate(saved[0])
+        numpy.random.set_state(saved[1])
     records = []
-    for index, sample in enumerate(faker.generate_new_fake_sentences(num_samples=samples)):
+    for index, sample in enumerate(samples_made):
         text, offset = _unescaped_newlines(sample.full_text)
         spans, keep = [], []
         for span in sorted(sample.spans, key=lambda s: s.start_position):
@@ -159,11 +174,16 @@ def presidio_evaluator_examples(samples: int, seed: int) -> list[dict[str, Any]]
             value = text[start:end]
             if span.entity_type in _EVALUATOR_TYPES and not re.fullmatch(r"\d{4,6}", value):
                 spans.append({"start": start, "end": end, "entity_type": _EVALUATOR_TYPES[span.entity_type]})
+            elif span.entity_type == "DATE_TIME" and _BIRTH_CUE.search(text[max(0, start - 30) : start]):
+                spans.append({"start": start, "end": end, "entity_type": DATE_OF_BIRTH})
             elif span.entity_type in _EVALUATOR_KEEP:
                 keep.append({"start": start, "end": end, "text": value})
         records.append({"conversation": f"pe-{index}", "text": text, "spans": spans, "keep": keep,
                         "template_id": sample.template_id})
     return records
+
+
+_BIRTH_CUE = re.compile(r"(?i:\b(?:born|birth\s?date|date\s+of\s+birth|dob)\b)[^\d]{0,12}$")
 
 
 def _unescaped_newlines(text: str):

@@ -50,6 +50,8 @@ NOT_NAMES = STOPWORDS | ORDINARY
 COMMON_WORDS_THAT_ARE_NAMES = frozenset(
     ["april", "august", "autumn", "bell", "best", "bill", "black", "blue", "bonnie", "brook", "brown", "bush", "chase", "cherry", "christian", "cook", "crystal", "dawn", "day", "dean", "early", "faith", "forest", "frank", "gale", "ginger", "glen", "golden", "grace", "grant", "green", "hall", "happy", "harmony", "hill", "holly", "honey", "hope", "hunter", "iris", "ivy", "jack", "jade", "jewel", "joy", "june", "king", "lake", "lane", "lee", "long", "love", "lucky", "mark", "marsh", "may", "melody", "miles", "page", "park", "pat", "patience", "pearl", "penny", "price", "queen", "ray", "reed", "rich", "river", "robin", "rock", "rose", "ruby", "sage", "sky", "sterling", "stone", "story", "summer", "sunny", "sweet", "unity", "violet", "wade", "walker", "west", "white", "will", "wood", "worth", "young", "english", "french", "german", "rice", "cash", "penny", "star", "angel", "amber", "hunter", "dallas", "austin", "savannah", "phoenix", "sierra", "cheyenne"]
 )
+# Words that open the unit or box part of an address right after a name ("Dr. Ana Ruiz Apt. 4").
+UNIT_WORDS = frozenset(["apt", "apartment", "suite", "ste", "unit", "bldg", "box", "p.o", "po"])
 HOLIDAYS = frozenset(
     ["christmas", "easter", "thanksgiving", "hanukkah", "chanukah", "kwanzaa", "diwali", "eid", "ramadan", "passover", "nowruz", "holi", "juneteenth", "halloween", "valentine", "valentine's", "patrick", "patrick's"]
 )
@@ -61,6 +63,9 @@ _PLACE_WORDS = frozenset(
 # capitalised lexicon name needs more evidence than its capital letter: "Grant", "Hope", "Will", "Chase".
 COMMON_WORD_ZIPF = 4.0
 RARE_WORD_ZIPF = 3.0
+# A common first name opening a sentence ("Justin shouted", "Sue, can I") is a name when spaCy calls it a
+# proper noun and it is no everyday English word ("Will", "Mark", "Hope" are in COMMON_WORDS_THAT_ARE_NAMES).
+SENTENCE_START_NAME_ZIPF = 4.5
 
 
 class NameLexicon:
@@ -169,12 +174,49 @@ def is_place_or_thing(text: str, start: int, end: int) -> bool:
     # "Charlotte", "Austin" or a small town only where the text says so ("in Austin").
     phrase = " ".join(words).lower()
     if words[-1].lower() in _PLACE_WORDS or in_place_context(text, start, end) or (
-            phrase in big_places() and (len(words) > 1 or phrase not in name_lexicon().top)):
+            phrase in big_places() and (len(words) > 1 or phrase not in name_lexicon().top)) or (
+            phrase in countries() and phrase not in COUNTRIES_THAT_ARE_NAMES):
+        return True
+    if words[0].lower() in _PLACE_PREFIXES and len(words) > 1 and words[0][:1].isupper():
+        return True  # "North Bergen", "New Braunfels", "Port Lavaca": a compass word or "New" opens a town's name
+    if _locality_line(text, start, end):
         return True
     after = re.match(r"\.?['’]?s?\s+(\w+)", text[end:])
-    return bool(after and after.group(1).lower() in _PLACE_WORDS and after.group(1)[:1].isupper())
+    return bool(after and after.group(1).lower() in _PLACE_WORDS and (
+        after.group(1)[:1].isupper() or (after.group(1) in _LOWER_PLACE_WORDS and not re.match(r"['’]", text[end:]))))
 
 
+# "Kessler bridge", "Dunmore street": a lower-case place word after a name makes it a place too.
+_LOWER_PLACE_WORDS = frozenset(["bridge", "street", "road", "avenue", "river", "lake", "airport", "station", "harbor",
+                                "harbour", "valley", "county", "city", "town", "village", "beach", "bay", "park"])
+_PLACE_PREFIXES = frozenset(["north", "south", "east", "west", "new", "port", "fort", "mount", "upper", "lower", "outer",
+                             "inner", "greater"])
+_JUNK = r"[^\w\n]*"  # what opens a line in a pasted block: spaces, "> ", "??? "
+
+
+def _locality_line(text: str, start: int, end: int) -> bool:
+    """The town line of an address block: the words fill their line, which stands after another line and
+    before a line that is a country or a postal code ("Linnea Berg\n\nHarnosand\nSweden 87130")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    if line_start == 0 or not re.fullmatch(_JUNK, text[line_start:start]) or not re.fullmatch(
+            r"(?:\s+[A-Z]{1,2})?[\s,]*", text[end:line_end]):
+        return False
+    following = [line.strip(" \t>?}*|-,") for line in text[line_end:].split("\n")]
+    following = [line for line in following if line]
+    if not following:
+        return False
+    nxt = re.sub(r"\s*\(.*?\)", "", following[0])  # "Cyprus (Greek)"
+    match = re.fullmatch(r"([^\d]*?)[\s,]*(\d{4,6}(?:-\d{3,4})?)?", nxt)
+    if not match:
+        return False
+    country, postal = match.group(1).strip().lower(), match.group(2)
+    return country in countries() or bool(postal and (not country or re.fullmatch(r"[a-z]{2}", country)))
+
+
+# Countries that are also common given names: places only where the text says so.
+COUNTRIES_THAT_ARE_NAMES = frozenset(["chad", "jordan", "georgia", "india", "israel", "kenya", "america", "trinidad"])
 _STATE_CODES = frozenset(
     ["al", "ak", "az", "ar", "ca", "co", "ct", "de", "fl", "ga", "hi", "id", "il", "in", "ia", "ks", "ky", "la", "me", "md", "ma", "mi", "mn", "ms", "mo", "mt", "ne", "nv", "nh", "nj", "nm", "ny", "nc", "nd", "oh", "ok", "or", "pa", "ri", "sc", "sd", "tn", "tx", "ut", "vt", "va", "wa", "wv", "wi", "wy", "dc"]
 )
@@ -184,7 +226,8 @@ _STATE_CODES = frozenset(
 _STRONGLY_PLACE_BEFORE = re.compile(
     r"(?i:\b(?:lives?\s+in|living\s+in|moved\s+(?:here\s+)?(?:from|to)|originally\s+from|i'?m\s+in|we'?re\s+in|"
     r"arrived\s+at|returned\s+to|based\s+in|located\s+in|home\s+(?:city|town)|year\s+in|flying\s+(?:in\s+)?from|"
-    r"driving\s+from|visiting|the\s+city\s+of|the\s+town\s+of)\s+)$"
+    r"driving\s+from|visiting|the\s+city\s+of|the\s+town\s+of|(?:i\s+am|we\s+are|are\s+you|staying|stay|"
+    r"trip|vacation|holiday)\s+in)\s+)$"
 )
 
 
@@ -208,6 +251,14 @@ def countries() -> frozenset[str]:
 
 
 _SURELY_PLACE_BEFORE = re.compile(r"(?i:\b(?:in|from|near|outside|downtown|en|desde)\s+)$")
+# "to", "at", "of", "and", "or", "between" come before people as often as before towns ("shouted at Linda",
+# "said Tanja to Donna", "Caird and Jones"): for a common first name or surname that is also a small town they
+# say "place" only after a verb of going ("drive to Tracy", "we travel out to Kelly").
+_WEAK_PLACE_WORD = re.compile(r"(?i:\b(?:to|at|of|and|or|between|de)\s+(?:the\s+)?)$")
+_GOING_TO = re.compile(r"(?i:\b(?:go|goes|going|went|travel|travels|traveling|travelling|drive|drives|driving|come|comes|"
+                       r"coming|deliver|delivers|delivering|fly|flying|move|moved|moving|trip|way|route|head|heading|"
+                       r"service|serve|out|down|up|over|back|near|far|miles|minutes|hours|distance|close)\s+(?:all\s+the\s+way\s+)?"
+                       r"(?:out\s+)?(?:to|at|of)\s+(?:the\s+)?)$")
 
 
 def in_place_context(text: str, start: int, end: int, surely: bool = False) -> bool:
@@ -217,17 +268,28 @@ def in_place_context(text: str, start: int, end: int, surely: bool = False) -> b
     also come before people ("Congratulations to Dakota").
     """
     value = text[start:end].lower()
-    if (value in countries() and value not in name_lexicon().top) or _STRONGLY_PLACE_BEFORE.search(
+    if (value in countries() and value not in COUNTRIES_THAT_ARE_NAMES) or _STRONGLY_PLACE_BEFORE.search(
             text[max(0, start - 30) : start]):
         return True  # a country, unless it is a common name too ("Chad", "Jordan")
     if value not in places():
         return False
     before = _SURELY_PLACE_BEFORE if surely else _PLACE_BEFORE
-    if before.search(text[max(0, start - 30) : start]) or _STATE_AFTER.match(text, end):
+    preceding = text[max(0, start - 40) : start]
+    if _STATE_AFTER.match(text, end):
+        return True
+    if before.search(preceding) and not (value in name_lexicon().top and _WEAK_PLACE_WORD.search(preceding)
+                                         and not _GOING_TO.search(preceding)):
+        return True
+    # "out to Davis or Tracy": the word listed before it is a place
+    previous = re.search(r"([A-Z][\w'’-]+),?\s+(?:or|&)\s+$", preceding)
+    if previous and previous.group(1).lower() in places() and in_place_context(
+            text, start - len(preceding) + previous.start(1), start - len(preceding) + previous.end(1), surely):
         return True
     # "Salinas or Santa Clara": next to another place
     other = re.match(r"\s+(?:or|and|&)\s+((?:[A-Z][\w'’-]+\s?){1,3})", text[end:])
-    return bool(other and any(" ".join(other.group(1).split()[:n]).lower() in places() for n in (1, 2, 3)))
+    common_name = value in name_lexicon().top
+    return bool(other and any(" ".join(other.group(1).split()[:n]).lower() in places() - (name_lexicon().top if common_name else set())
+                              for n in (1, 2, 3)))
 
 
 class NameEvidence:
@@ -240,7 +302,7 @@ class NameEvidence:
     def never_a_name(self, word: str, cued: bool = False) -> bool:
         """Words that are not a name; after a cue a capitalised menu or ordinary word may be ("this is Ginger Rice")."""
         lower = word.lower().strip("'’-.")
-        if lower in STOPWORDS or lower in DAYS_AND_MONTHS or lower in TITLES or lower in HOLIDAYS:
+        if lower in STOPWORDS or lower in DAYS_AND_MONTHS or lower in TITLES or lower in HOLIDAYS or lower in UNIT_WORDS:
             return True
         if word.isupper() and lower in _STATE_CODES:
             return True  # "CA", "TX"
@@ -252,14 +314,22 @@ class NameEvidence:
     def capitalised(self, word: str) -> bool:
         return word[:1].isupper()
 
-    def likely_name(self, word: str, sentence_start: bool) -> bool:
-        """A capitalised word that is a name by itself: in the lexicon and not (often) an English word."""
+    def likely_name(self, word: str, sentence_start: bool, proper_noun: bool = False) -> bool:
+        """A capitalised word that is a name by itself: in the lexicon and not (often) an English word.
+
+        ``proper_noun``: spaCy tags the word PROPN outside a place or organisation. At a sentence's start
+        that tells "Justin shouted", "Sue, can I" from "Will you", "Mark it down", "Hope you're well".
+        """
         if self.never_a_name(word) or not self.capitalised(word) or (word.isupper() and len(word) <= 3):
             return False  # "CA", "LA", "JCB": states, cities and brands written in capitals
         zipf = self.lexicon.zipf(word)
         if not self.lexicon.is_name(word):
             return False
-        if not sentence_start and word.lower() in self.lexicon.top:
+        lower = word.lower()
+        if not sentence_start and lower in self.lexicon.top:
+            return True
+        if (sentence_start and proper_noun and lower in self.lexicon.top and lower in self.lexicon.first
+                and zipf < SENTENCE_START_NAME_ZIPF and lower not in COMMON_WORDS_THAT_ARE_NAMES):
             return True
         return zipf < (RARE_WORD_ZIPF if sentence_start else COMMON_WORD_ZIPF)
 
@@ -300,10 +370,15 @@ class LexiconNameRecognizer(EntityRecognizer):
         shouting = sum(c.isupper() for c in text) > 0.6 * max(1, sum(c.isalpha() for c in text))
         words = words_of(text)
         shaped = [word.title() if shouting or (word.isupper() and len(word) > 2) else word for _, _, word in words]
+        proper: set[int] | None = None  # spaCy's proper nouns, read only where a capitalised word opens a sentence
         results = []
         index = 0
         while index < len(words):
-            if not self.evidence.likely_name(shaped[index], _sentence_start(text, words[index][0])):
+            opening = _sentence_start(text, words[index][0])
+            if opening and proper is None and shaped[index][:1].isupper():
+                proper = _proper_noun_starts(nlp_artifacts)
+            if not (self.evidence.likely_name(shaped[index], opening, opening and words[index][0] in (proper or ()))
+                    or self._first_name_then_rare_word(text, words, shaped, index)):
                 index += 1
                 continue
             first, last = index, index
@@ -321,6 +396,20 @@ class LexiconNameRecognizer(EntityRecognizer):
             index = last + 1
         return results
 
+    def _first_name_then_rare_word(self, text: str, words: list, shaped: list[str], index: int) -> bool:
+        """A common first name followed by a capitalised word English does not use is a full name wherever it
+        stands ("Odalys Brennan", "Zoe Wrzesniak" opening a message): the first name alone may be a word."""
+        word = shaped[index]
+        if index + 1 >= len(words) or not word[:1].isupper() or word.isupper() or self.evidence.never_a_name(word):
+            return False
+        lower = word.lower()
+        if lower not in self.evidence.lexicon.top or lower not in self.evidence.lexicon.first:
+            return False
+        following = shaped[index + 1]
+        return (text[words[index][1] : words[index + 1][0]] == " " and following[:1].isupper() and not following.isupper()
+                and self.evidence.lexicon.zipf(following) < 1.5 and not self.evidence.never_a_name(following)
+                and not is_place_or_thing(text, words[index][0], words[index + 1][1]))
+
     def _joins(self, text: str, words: list, shaped: list[str], left: int, right: int, new: int) -> bool:
         """Whether words[left] and words[right] belong to one name: only a space (or ", " in "LAST, FIRST")
         between them, and the new word a name part or a particle."""
@@ -328,6 +417,24 @@ class LexiconNameRecognizer(EntityRecognizer):
         if gap not in (" ", ", ") or (gap == ", " and not words[left][2].isupper()):
             return False
         return self.evidence.name_part(shaped[new]) or shaped[new].lower() in PARTICLES
+
+
+def _proper_noun_starts(nlp_artifacts) -> set[int]:
+    """Where spaCy's tagger saw a proper noun that its NER does not put in a place or an organisation."""
+    doc = getattr(nlp_artifacts, "tokens", None)
+    if doc is None:
+        return set()
+    # A one-word ORG is often spaCy's misreading of a first name ("Justin shouted..."); "Taco bar" is kept out.
+    return {token.idx for token in doc if token.tag_ in ("NNP", "NNPS")
+            and token.ent_type_ not in ("GPE", "LOC", "FAC", "PRODUCT", "EVENT")
+            and not (token.ent_type_ == "ORG" and _entity_length(token) > 1)}
+
+
+def _entity_length(token) -> int:
+    for entity in token.doc.ents:
+        if entity.start <= token.i < entity.end:
+            return entity.end - entity.start
+    return 0
 
 
 def words_of(text: str) -> list[tuple[int, int, str]]:
@@ -355,7 +462,7 @@ _ANY_NAME = rf"(?P<value>{_CAPITALISED}(?:\s+{_CAPITALISED}){{0,3}}|{_LOWER}(?:\
 STRONG_CUES = (
     r"(?i:this\s+is|my\s+name\s+is|my\s+name'?s|name\s+is|name'?s|names\s+is|name:|ask\s+for|speak\s+(?:to|with)|"
     r"talk\s+to|tell|calls\s+me|call\s+me|goes\s+by|go\s+by|known\s+as|under\s+the\s+name(?:\s+of)?|name\s+on\s+(?:the\s+)?(?:reservation|booking|card|account)\s*(?:is|:)?|"
-    r"(?<!first\s)(?<!last\s)name(?=\s+[A-Z])|booked\s+under|booking\s+under|reservation\s+under|party\s+under|"
+    r"(?<!first\s)(?<!last\s)name(?=\s+[A-Z])|(?:first|last|full|middle|maiden|family|sur)\s*name\??\s*(?:is|:|-)?|booked\s+under|booking\s+under|reservation\s+under|party\s+under|"
     r"put\s+it\s+under|signed|regards,?|best,?|sincerely,?|cheers,?|thanks,|thank\s+you,|thx,|ty,|"
     r"contact(?:\s+person)?(?:\s+is)?:?|on\s+behalf\s+of|for\s+(?:my\s+)?(?:husband|wife|son|daughter|mom|dad)|"
     r"(?:my|our|his|her|their)\s+(?:husband|wife|partner|fianc[eé]e?|son|daughter|mom|mother|dad|father|sister|brother|friend|boss|"
@@ -385,6 +492,18 @@ class CueNameRecognizer(EntityRecognizer):
         self.addressed = re.compile(rf"(?<![\w])(?i:thanks|thank\s+you|hi|hello|hey|dear|welcome(?:\s+back)?|congrats|"
                                     rf"congratulations(?:\s+to)?|sorry|great|perfect|got\s+it|sure|okay|ok|bye),?\s+"
                                     rf"(?P<value>{_CAPITALISED}(?:\s+{_CAPITALISED})?)(?=\s*[,.!?:;]|\s*$)")
+        # a speaker's name heading a line of dialogue ("Odalys: are we still on?") or someone addressed at
+        # the start of a message ("Odalys, can you...")
+        self.speaker = re.compile(rf"(?:^|(?<=\n))[ \t]*(?P<value>{_CAPITALISED})[ \t]*:[ \t]*[\"“]?(?=[^\W\d_])")
+        self.vocative = re.compile(rf"(?:^|(?<=\n)|(?<=[.!?][ \t]))(?P<value>{_CAPITALISED}),[ \t]+(?=(?i:can|could|would|will|"
+                                   rf"do|did|are|is|have|please|i|we|you|just|thanks|thank)\b)")
+        # a possessive before what only a person has ("Odalys's address", "Kenji's birthday")
+        self.owner = re.compile(rf"(?<![\w'’-])(?P<value>{_CAPITALISED})['’]s?\s+(?=(?i:address|phone|cell|number|email|"
+                                rf"birthday|bday|graduation|wedding|quincea[nñ]era|retirement|shower|husband|wife|mom|"
+                                rf"mother|dad|father|son|daughter|kids?|children|parents|sister|brother|fianc[eé]e?|"
+                                rf"boyfriend|girlfriend|partner)\b)")
+        # a middle initial between two capitalised words ("Odalys K Brennan", "Tom R. Okafor")
+        self.initial = re.compile(rf"(?<![\w'’-])(?P<value>{_CAPITALISED}[ \t]+[A-Z]\.?[ \t]+{_CAPITALISED})(?![\w'’-])")
         super().__init__(supported_entities=["PERSON"], name="NameCueRecognizer", supported_language="en")
 
     def load(self) -> None:
@@ -394,6 +513,18 @@ class CueNameRecognizer(EntityRecognizer):
         if entities and "PERSON" not in entities:
             return []
         results = []
+        for pattern in (self.speaker, self.vocative, self.owner):
+            for match in pattern.finditer(text):
+                start, end = match.span("value")
+                if self._name_by_shape(text, start, end, rare_enough=pattern is not self.speaker):
+                    results.append(RecognizerResult("PERSON", start, end, 0.7))
+        for match in self.initial.finditer(text):
+            first, _, last = match.group("value").split()[0], None, match.group("value").split()[-1]
+            rare = all(self.evidence.lexicon.zipf(word) < RARE_WORD_ZIPF for word in (first, last))
+            if not any(self.evidence.never_a_name(word) or word.isupper() for word in (first, last)) and (
+                    self.evidence.lexicon.is_name(first) or self.evidence.lexicon.is_name(last) or rare) and not (
+                    is_place_or_thing(text, *match.span("value"))):
+                results.append(RecognizerResult("PERSON", *match.span("value"), 0.7))
         for pattern, score, strong in ((self.strong, 0.9, True), (self.weak, 0.6, False), (self.here, 0.6, True),
                                        (self.signoff, 0.9, True), (self.addressed, 0.9, True)):
             for match in pattern.finditer(text):
@@ -402,6 +533,19 @@ class CueNameRecognizer(EntityRecognizer):
                 if span is not None and not (in_place_context(text, *span) or (not strong and is_place_or_thing(text, *span))):
                     results.append(RecognizerResult("PERSON", *span, score))
         return results
+
+    def _name_by_shape(self, text: str, start: int, end: int, rare_enough: bool) -> bool:
+        """A word that a shape (a speaker's label, a vocative, a possessive) puts forward as a name: a first name
+        that is no everyday word ("Note:", "Also,", "Today's"), or (not for labels) a rare word; never a place."""
+        word = text[start:end]
+        lower = word.lower()
+        if self.evidence.never_a_name(word) or lower in COMMON_WORDS_THAT_ARE_NAMES or word.isupper():
+            return False
+        zipf = self.evidence.lexicon.zipf(word)
+        if not ((lower in self.evidence.lexicon.first and zipf < SENTENCE_START_NAME_ZIPF)
+                or (rare_enough and zipf < RARE_WORD_ZIPF)):
+            return False
+        return not is_place_or_thing(text, start, end)
 
     def _name_span(self, text: str, start: int, end: int, strong: bool, from_end: bool) -> tuple[int, int] | None:
         words = [(start + a, start + b, word) for a, b, word in words_of(text[start:end])]
@@ -482,7 +626,8 @@ def trim_person(text: str, start: int, end: int) -> tuple[int, int]:
         words = words[cut:]
         while len(words) > 1 and words[0][2] in PARTICLES:
             words.pop(0)
-    while words and (words[-1][2].lower() in NOT_NAMES or words[-1][2].lower() in DAYS_AND_MONTHS):
+    while words and (words[-1][2].lower() in NOT_NAMES or words[-1][2].lower() in DAYS_AND_MONTHS
+                     or words[-1][2].lower() in UNIT_WORDS):
         words.pop()
     if not words:
         return start, start

@@ -43,11 +43,13 @@ from hibachi_lab.pii.detectors import (
     obfuscated_email_recognizer,
     payment_handle_recognizer,
     phone_recognizer,
+    short_phone_recognizer,
     street_address_recognizer,
 )
 from hibachi_lab.pii.names import (
     COMMON_WORD_ZIPF,
     DAYS_AND_MONTHS,
+    NOT_NAMES,
     PARTICLES,
     RARE_WORD_ZIPF,
     CheckedSpacyRecognizer,
@@ -55,8 +57,9 @@ from hibachi_lab.pii.names import (
     LexiconNameRecognizer,
     NameEvidence,
     _zipf,
+    big_places,
     in_place_context,
-    is_place_or_thing,
+    name_lexicon,
     words_of,
 )
 from hibachi_lab.progress import progress_bar
@@ -121,8 +124,15 @@ def _nlp_engine(model: str):
 
 
 @functools.cache
-def _shared_nlp_engine(model: str):
-    return _nlp_engine(model)
+def _shared_nlp_engine(model: str, lean: bool = False):
+    """One loaded pipeline per model; ``lean`` (the scrubber's) also skips the lemmatizer and the attribute
+    ruler (a tenth of spaCy's time): nothing of ours reads lemmas, and proper nouns come from the tagger."""
+    engine = _nlp_engine(model)
+    if lean:
+        for name in ("lemmatizer", "attribute_ruler"):
+            if name in engine.nlp["en"].pipe_names:
+                engine.nlp["en"].disable_pipe(name)
+    return engine
 
 
 def scrubber_recognizers(config: PiiConfig) -> list:
@@ -146,6 +156,7 @@ def scrubber_recognizers(config: PiiConfig) -> list:
         # formats recognizer for the shapes it does not take (spelled out, bare international runs).
         PhoneRecognizer(supported_regions=("US",), leniency=1),
         phone_recognizer(),
+        short_phone_recognizer(),
         UsSsnRecognizer(),
         street_address_recognizer(include_locality=not config.keep_locality),
         name_then_number_street_recognizer(),
@@ -167,7 +178,7 @@ def build_analyzer(config: PiiConfig, without: tuple[str, ...] = ()):
     for recognizer in scrubber_recognizers(config):
         if recognizer.name not in without:
             registry.add_recognizer(recognizer)
-    return AnalyzerEngine(registry=registry, nlp_engine=_shared_nlp_engine(config.spacy_model),
+    return AnalyzerEngine(registry=registry, nlp_engine=_shared_nlp_engine(config.spacy_model, lean=True),
                           supported_languages=["en"])
 
 
@@ -375,7 +386,7 @@ _NORMALISE = {
 
 def conversation_spans(texts: list[str], detector: Detector, propagate: bool) -> list[list[Span]]:
     """Spans per text of one conversation; values found in one text are also found in the others."""
-    found = [list(detector.spans(text)) for text in texts]
+    found = [_without_towns_after_streets(text or "", list(detector.spans(text))) for text in texts]
     places = _conversation_places(texts)
     if places:
         # "in Tracy, CA" in one message makes "Tracy is in our area" a place in the next, unless a cue named
@@ -393,6 +404,19 @@ def conversation_spans(texts: list[str], detector: Detector, propagate: bool) ->
     return [_without_overlaps(_outside_keep_phrases(text or "", spans, phrases)) for text, spans in zip(texts, found)]
 
 
+_AFTER_STREET = re.compile(r"[ \t]*,?[ \t]*(?:\n[^\w\n]*)?")
+
+
+def _without_towns_after_streets(text: str, spans: list[Span]) -> list[Span]:
+    """The words right after a street line, past a comma or a line break, are its town ("40 Pine St, Keswick",
+    "Brekkustig 80\nHafnarfjordur"): no person, whatever else read them as one."""
+    ends = [span.end for span in spans if span.entity_type == STREET_ADDRESS]
+    if not ends:
+        return spans
+    return [span for span in spans if span.entity_type != "PERSON" or span.source == "NameCueRecognizer" or not any(
+        end <= span.start and _AFTER_STREET.fullmatch(text, end, span.start) for end in ends)]
+
+
 _LISTED = r"(?:,\s*(?:and\s+|&\s+)?|\s+(?:and|&|or|y)\s+)"
 # one capitalised word, not the start of a longer capitalised run ("Chula Vista", "El Dorado Hills")
 _LISTED_AFTER = re.compile(_LISTED + r"([A-Z][\w'’-]+)(?![\w'’-]|\s+[A-Z])")
@@ -401,8 +425,6 @@ _LISTED_BEFORE = re.compile(r"(?<![\w'’-])(?<![A-Z][a-z]\s)([A-Z][\w'’-]+)" 
 
 def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Span]:
     """Capitalised names listed beside a found name are names too: "Rodrigo & Mel", "Jun, and Tavita"."""
-    from hibachi_lab.pii.names import name_lexicon
-
     lexicon = name_lexicon()
     people = [span for span in spans if span.entity_type == "PERSON"]
     found: list[Span] = []
@@ -417,13 +439,43 @@ def _listed_with_names(text: str, spans: list[Span], keep: set[str]) -> list[Spa
                     match = _LISTED_BEFORE.search(text, 0, edge)
                     start, end = (match.start(1), match.end(1)) if match else (0, 0)
                 word = text[start:end]
-                if not match or word.lower() in keep or word.lower() in DAYS_AND_MONTHS or not lexicon.is_name(
-                        word, allow_ordinary=True) or is_place_or_thing(text, start, end) or any(
-                        s.start < end and start < s.end for s in spans + found):
+                if not match or word.lower() in keep or word.lower() in DAYS_AND_MONTHS or word.lower() in NOT_NAMES:
                     break
+                if any(s.start < end and start < s.end for s in found):
+                    break
+                if any(s.entity_type == "PERSON" and s.start <= start and end <= s.end for s in spans):
+                    edge = end if direction == 1 else start  # already a name: the list goes on past it
+                    continue
+                if any(s.start < end and start < s.end for s in spans):
+                    break
+                # In a list of people ("Tara, Paul, Austin and James"), a town's or a rare word's name is one
+                # more person; a list with one person needs the word to be a name and no place.
+                listed = _people_in_list(text, person, people)
+                if listed >= 2:
+                    if in_place_context(text, start, end, surely=True) or not (
+                            lexicon.is_name(word, allow_ordinary=True) or _zipf(word) < RARE_WORD_ZIPF):
+                        break
+                elif not (lexicon.is_name(word, allow_ordinary=True) or (_zipf(word) < RARE_WORD_ZIPF and "," not in
+                                                                          text[min(edge, start) : max(edge, end)])
+                          ) or in_place_context(text, start, end, surely=True) or (
+                        word.lower() in big_places() and word.lower() not in lexicon.top):
+                    break  # beside a person, a small town's name ("Caird and Parrish") is one more person
                 found.append(Span(start, end, "PERSON", 0.6, "ListedWithNames"))
                 edge = end if direction == 1 else start
     return found
+
+
+def _people_in_list(text: str, person: Span, people: list[Span]) -> int:
+    """How many found names stand in the list (commas, "and", "&") that holds this one."""
+    count, edge = 1, person.end
+    for other in sorted(people, key=lambda s: s.start):
+        if other.start >= edge and re.fullmatch(_LISTED, text[edge : other.start]):
+            count, edge = count + 1, other.end
+    edge = person.start
+    for other in sorted(people, key=lambda s: -s.start):
+        if other.end <= edge and re.fullmatch(_LISTED, text[other.end : edge]):
+            count, edge = count + 1, other.start
+    return count
 
 
 _CAPITALISED_RUN = re.compile(r"[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2}")
@@ -535,7 +587,9 @@ def _a_name_here(text: str, start: int, end: int, keep: set[str]) -> bool:
         return False
     word = text[start:end]
     opening = not text[:start].rstrip() or text[:start].rstrip()[-1] in ".!?\n"
-    return not (opening and " " not in word and (_zipf(word) >= COMMON_WORD_ZIPF or word.lower() in keep))
+    # "Emily" opening a line is Emily again; "Will", "Price" opening a sentence are words ("top" lacks them).
+    everyday = _zipf(word) >= COMMON_WORD_ZIPF and word.lower() not in name_lexicon().top
+    return not (opening and " " not in word and (everyday or word.lower() in keep))
 
 
 def _value_pattern(value: str, ignore_case: bool) -> re.Pattern:
