@@ -26,7 +26,7 @@ from pydantic import Field
 
 from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
-from hibachi_lab.files import json_default
+from hibachi_lab.files import json_default, shareable_path, write_text_atomic
 from hibachi_lab.policy import load_policy
 from hibachi_lab.report import Report
 from hibachi_lab.similarity import PROBE_KINDS, ProbePair, SimilarityEngine
@@ -473,18 +473,20 @@ def run_evaluation(
     out.mkdir(parents=True, exist_ok=True)
     scores.to_parquet(out / "per_example.parquet", index=False)
     result = {
-        "student": {"kind": kind, "source": str(sources[0])}, "dataset": str(folder),
+        # Shared in MLflow and the registry description: paths without the user's folders.
+        "student": {"kind": kind, "source": shareable_path(sources[0]) if kind != "ollama" else str(sources[0])},
+        "dataset": shareable_path(folder),
         "dataset_digest": summary_of_dataset.get("digest"), "generation": generation.to_dict(),
         "gate": config.model_dump(), "passed": decision.passed, "reasons": decision.reasons,
         "metrics": decision.metrics, "per_intent": decision.per_intent, "smoke_model": smoke_model,
     }
-    (out / "decision.json").write_text(json.dumps(result, indent=2, default=json_default))
+    write_text_atomic(out / "decision.json", json.dumps(result, indent=2, default=json_default))
     source = Path(str(sources[0]))
     title = f"Promotion gate: {kind} {source.parent.name + '/' if adapter is not None else ''}{source.name}"
     gate_report(scores, decision, config, probe_table, title, smoke_model=smoke_model).write(out)
     if track:
         result |= _track(out, scores, decision, config, probe_table, title, result, adapter, answers_file)
-        (out / "decision.json").write_text(json.dumps(result, indent=2, default=json_default))
+        write_text_atomic(out / "decision.json", json.dumps(result, indent=2, default=json_default))
     return result
 
 

@@ -167,6 +167,9 @@ def test_answers_file_end_to_end_then_promote_moves_production(built, gate_examp
     assert result.exit_code == 0, result.output
     decision = json.loads((tmp_path / "good" / "decision.json").read_text())
     assert decision["passed"] and (tmp_path / "good" / "report.html").exists()
+    # decision.json goes to MLflow: files named without the user's folders
+    assert decision["student"]["source"] == "good.jsonl" and decision["dataset"] == out.name
+    assert str(tmp_path) not in (tmp_path / "good" / "decision.json").read_text()
 
     bad = write_answers(tmp_path / "bad.jsonl", {k: "We are closed." for k in teacher_answers(gate_examples)})
     failed = runner.invoke(app, ["evaluate", "--dataset", str(out), "--answers", str(bad), "--out",
