@@ -101,6 +101,11 @@ def test_overwrite_discards_the_old_checkpoints_and_smoke_base(tmp_path):
     assert json.loads((checkpoints / "run.json").read_text()) == IDENTITY
 
 
+def test_overwrite_on_a_fresh_folder_just_starts(tmp_path):
+    assert train.claim_output(tmp_path / "new", IDENTITY, train.TrainSettings(overwrite=True)) is None
+    assert json.loads((tmp_path / "new" / "checkpoints" / "run.json").read_text()) == IDENTITY
+
+
 def test_other_processes_of_a_distributed_run_read_the_folder_and_write_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     checkpoints = tmp_path / "checkpoints"
