@@ -150,6 +150,15 @@ def test_a_score_exactly_on_a_threshold_takes_the_tier_above_it(seed, medium, co
     assert (row["tier"], row["provider"], row["score"]) == (tier, provider, 0.5)
 
 
+def test_a_turn_without_history_or_mood_in_the_table_counts_no_history_and_the_default_mood(seed):
+    # 4 words 0.012 + default mood 0.5 -> 0.1, no history: 0.112 (a null read as one message would add 0.015)
+    table = pa.table({"query": ["what are your hours"], "history": pa.array([None], pa.list_(pa.string())),
+                      "customer_sentiment": pa.array([None], pa.float64())})
+    row = seed.classify_table(table).to_pylist()[0]
+    assert row["score"] == pytest.approx(0.112)
+    assert row["score"] == seed.classify("what are your hours").score
+
+
 def test_word_boundary_variant_drops_the_substring_hits():
     variant = Policy.from_yaml(CONFIGS / "word_boundary.yaml")
     assert variant.classify("saw you on facebook").tool_hits == 0
