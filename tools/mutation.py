@@ -95,7 +95,13 @@ class Mutant:
 
     @property
     def key(self) -> str:
-        return f"{self.function}: {self.description}"
+        """How the report and ``EQUIVALENT`` name it."""
+        return f"{self.path}:{self.line} {self.description}"
+
+    @property
+    def ident(self) -> str:
+        """Unique within a file while the file is unchanged: which text is replaced by what."""
+        return f"{self.start}:{self.end}:{self.replacement}"
 
 
 OPERATORS = {
@@ -345,6 +351,9 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report", action="store_true", help="only rewrite the table from mutation.json")
+    parser.add_argument("--survivors", action="store_true",
+                        help="rerun only the mutants that survived the last run (after adding tests; a killed mutant "
+                             "stays killed as long as no test was weakened and the file is unchanged)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many mutants per path (a quick look)")
     args = parser.parse_args()
     targets = [t for t in TARGETS if not args.only or t.name in args.only]
@@ -372,8 +381,16 @@ def main() -> int:
         os.chdir(copy_root)
         sys.path.insert(0, str(copy_root))
         log_path = Path(tmp) / "pytest.log"
+        previous = json.loads(STATE.read_text()) if STATE.exists() else {}
         for target in targets:
             mutants = planned[target.name][: args.limit or None]
+            kept: list[dict] = []
+            if args.survivors and target.name in previous:
+                last = {row["ident"]: row for row in previous[target.name]["mutants"]}
+                if set(last) != {m.ident for m in mutants}:
+                    raise SystemExit(f"{target.name}: {target.path} changed since the last run; run it in full")
+                kept = [row for row in previous[target.name]["mutants"] if row["status"] in ("killed", "timeout")]
+                mutants = [m for m in mutants if last[m.ident]["status"] not in ("killed", "timeout")]
             started = time.monotonic()
             print(f"== {target.name}: {len(mutants)} mutants of {', '.join(target.functions)} in {target.path}",
                   flush=True)
@@ -396,11 +413,16 @@ def main() -> int:
             finally:
                 file.write_bytes(original)
             state = json.loads(STATE.read_text()) if STATE.exists() else {}
+            minutes = round((time.monotonic() - started) / 60, 1)
+            if kept:
+                minutes = round(minutes + previous[target.name]["minutes"], 1)
+            rows = kept + [{"ident": m.ident, "key": m.key, "file": f"{m.path}:{m.line}", "function": m.function,
+                            "mutation": m.description, "status": status} for m, status in results[target.name]]
+            order = {m.ident: i for i, m in enumerate(planned[target.name])}
             state[target.name] = {
-                "date": time.strftime("%Y-%m-%d"), "minutes": round((time.monotonic() - started) / 60, 1),
-                "baseline_s": round(baseline, 1), "functions": target.functions, "tests": target.tests,
-                "mutants": [{"key": m.key, "file": f"{m.path}:{m.line}", "function": m.function,
-                             "mutation": m.description, "status": status} for m, status in results[target.name]]}
+                "date": time.strftime("%Y-%m-%d"), "minutes": minutes, "baseline_s": round(baseline, 1),
+                "functions": target.functions, "tests": target.tests,
+                "mutants": sorted(rows, key=lambda row: order[row["ident"]])}
             STATE.parent.mkdir(parents=True, exist_ok=True)
             STATE.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
         os.chdir(ROOT)
@@ -451,7 +473,20 @@ def write_report(out: Path) -> None:
 
 
 # Surviving mutants that no test should kill, keyed "function: mutation", with the reason.
+BIG_PASS = ("Equivalent below 2 GiB: this only picks 64-bit string offsets for a pass holding 2 GiB of query text or "
+            "more; on smaller passes both string types scan to the same decisions, and a test would need 2 GiB of "
+            "memory.")
 EQUIVALENT: dict[str, str] = {
+    "hibachi_lab/ensemble.py:95 `True` -> `False`":
+        "Equivalent: `reset_index(drop=False)` adds the old index as an unused column; the new index (the rows "
+        "of the embedding matrix) is the same.",
+    "hibachi_lab/ensemble.py:98 `True` -> `False`":
+        "Equivalent: `groupby(sort=False)` changes the order the winners are computed in, but they are merged back "
+        "by turn onto the sorted turns, so the replay is the same.",
+    "hibachi_lab/router.py:184 `>=` -> `>` in `sum(chunk.buffers()[2].size for chunk in query.chu`": BIG_PASS,
+    "hibachi_lab/router.py:184 `**` -> `*` in `2**31`": BIG_PASS,
+    "hibachi_lab/router.py:184 `2` -> `3`": BIG_PASS,
+    "hibachi_lab/router.py:184 `31` -> `32`": BIG_PASS,
 }
 
 
