@@ -35,6 +35,7 @@ def rules(checker: pii.LeakChecker, text: str) -> set[str]:
     ("gate code: 4417#", {CODE_NEAR_CUE}),
     ("the door code is 12-34-56", {CODE_NEAR_CUE}),
     ("the gate code is unit 4417", set()),
+    ("unit 4417, gate code on file", set()),  # "unit" at the very start of the text still marks an apartment
     ("in room 4417 by the gate", set()),
     ("we need 4417 plates", set()),
     # house numbers: before a street word or a rare capitalised word, not before a common word, a day or a count
@@ -46,6 +47,7 @@ def rules(checker: pii.LeakChecker, text: str) -> set[str]:
     ("we are 20 Saturday", set()),
     ("we are 25 Adults", set()),
     ("we got 2 Costco trays", set()),
+    ("we had 2 Banana splits", set()),  # a word as common as "banana" (Zipf 4.0) after a number is no street
     # names: mid-sentence or addressed; not at a sentence's start, not a business word, a place or an acronym
     ("the chef was great, Priya said so", {NAME_LIKE_WORD}),
     ("the chef, Priya, was great", {NAME_LIKE_WORD}),
@@ -55,9 +57,12 @@ def rules(checker: pii.LeakChecker, text: str) -> set[str]:
     ("Welcome back, Bao!", {NAME_LIKE_WORD}),
     ("thanks Jo", {NAME_LIKE_WORD}),
     ("Thanks, Mr Bao", {NAME_LIKE_WORD}),
+    ("Thanks, Bush!", {NAME_LIKE_WORD}),  # a name a little less common than "bread" (Zipf 4.49), after a greeting
+    ("Thanks, Jordan!", {NAME_LIKE_WORD}),  # a top-300 first name, also a place, after a greeting
     ("for my son Dakota's party", {NAME_LIKE_WORD}),
     ("Priya loved it.", set()),
     ("So good. Priya loved it.", set()),
+    ("So good.\\nPriya loved it.", set()),  # a newline escaped in JSON text starts a sentence too
     ("Welcome back, Chef!", set()),
     ("Thanks, Monday!", set()),
     ("we loved the BBQ there", set()),
