@@ -6,9 +6,11 @@ Every test name holds "leak": tools/mutation.py runs these with ``-k leak``.
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
-from hibachi_lab import pii
+from hibachi_lab import pii, traffic
+from hibachi_lab.errors import BadInput
 from hibachi_lab.pii.leak import CODE_NEAR_CUE, CONTACT_MARKER, HOUSE_NUMBER, NAME_LIKE_WORD, RESIDUAL_DIGITS
 
 
@@ -114,3 +116,30 @@ def test_leak_report_counts_records_and_texts_and_never_holds_the_value(leak_che
     assert "0123" not in repr(report) and "Bao" not in repr(report)
     described = pii.describe_leaks(report)
     assert described == "3 finding(s) in 1 record(s): conv-1/0: NAME_LIKE_WORD, PHONE_NUMBER, RESIDUAL_DIGITS"
+
+
+def test_leak_found_after_a_protected_one_in_the_same_text_is_still_reported(leak_checker):
+    # the phone (7..17) is a recorded surrogate; the greeted name after it is not
+    report = leak_checker.check([("r", "query", "call x 4155550123 y, Thanks, Bao!", [(7, 17)])])
+    assert {leak["entity_type"] for leak in report.leaks} == {NAME_LIKE_WORD}
+
+
+def turns(query: str, conversation_id: str) -> pa.Table:
+    turn = {"conversation_id": conversation_id, "turn_index": 0, "timestamp": "2026-10-01T10:00:00-07:00",
+            "query": query, "responses": [{"provider": "mistral_small", "model": "mistral-small",
+                                           "content": "Thanks for reaching out!", "input_tokens": 10, "output_tokens": 10}],
+            "final_response": "Thanks for reaching out!"}
+    return traffic.turns_table([traffic.parse_turn(turn)])
+
+
+def test_leak_gate_refuses_to_write_naming_the_record_and_rule_not_the_value():
+    with pytest.raises(BadInput) as refused:
+        pii.leak_gate(turns("Sure, call me at 916-555-0188", "leaky-7"), "build-dataset")
+    message = str(refused.value)
+    assert message.startswith("build-dataset: PII leak check failed, nothing written: ")
+    assert "leaky-7/0: PHONE_NUMBER, RESIDUAL_DIGITS" in message and "916-555-0188" not in message
+
+
+def test_leak_gate_passes_a_clean_table_and_returns_its_report():
+    report = pii.leak_gate(turns("Can we book for Saturday?", "clean-1"), "build-dataset")
+    assert report.passed and (report.records_checked, report.texts_checked) == (1, 3)
