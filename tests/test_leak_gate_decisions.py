@@ -65,7 +65,7 @@ def rules(checker: pii.LeakChecker, text: str) -> set[str]:
     ("for my son Dakota's party", {NAME_LIKE_WORD}),
     ("Priya loved it.", set()),
     ("So good. Priya loved it.", set()),
-    ("So good.\\nPriya loved it.", set()),  # a newline escaped in JSON text starts a sentence too
+    ("So good.\\n Priya loved it.", set()),  # a newline escaped in JSON text starts a sentence too
     ("Welcome back, Chef!", set()),
     ("Thanks, Monday!", set()),
     ("we loved the BBQ there", set()),
