@@ -438,7 +438,8 @@ def write_report(out: Path) -> None:
     lines = ["# Mutation checks of the decision paths", "",
              ("Written by `nice python tools/mutation.py` (see its docstring for the mutations made). Each mutant is one "
               "small change to one of the functions named; *killed*: a test failed. Score = (killed + timeout) / "
-              "mutants. Times are on the 2-core development machine, one worker, shared with other jobs."), "",
+              "mutants. *minutes*: the path's full run plus any `--survivors` reruns, on the 2-core development machine, "
+              "one worker, shared with other jobs (a full run of every path takes about 45 minutes)."), "",
              "| decision path | functions | tests run | mutants | killed | survived | timeout | score | run on | minutes |",
              "|---|---|---|---:|---:|---:|---:|---:|---|---:|"]
     total = {"mutants": 0, "killed": 0, "survived": 0, "timeout": 0}
@@ -488,9 +489,9 @@ EQUIVALENT: dict[str, str] = {
         "Harmless: the look-back for a word that makes a number no code (\"unit\", a state, a month) is a "
         "16-character heuristic; 17 differs only for a blocker starting exactly 17 characters before the number.",
     "hibachi_lab/pii/leak.py:181 `True` -> `False`":
-        "Equivalent in practice: `allow_ordinary` admits names that are also in NOT_NAMES (\"Will\", \"Price\", "
-        "\"Love\"); all are too common (Zipf >= 4.5) and outside the top-300 lists, so the next condition drops "
-        "them either way.",
+        "Equivalent for the names probed: `allow_ordinary` admits names that are also in NOT_NAMES; of 43 common "
+        "names tried only \"Will\", \"Price\" and \"Love\" were, all too common (Zipf >= 4.5) and outside the "
+        "top-300 lists, so the next condition drops them either way.",
     "hibachi_lab/pii/leak.py:182 `<` -> `<=` in `_zipf(last) < 4.5`":
         "Boundary of a frequency heuristic: differs only for a greeted name whose Zipf frequency is exactly 4.50 "
         "and that is outside the top-300 lists.",
