@@ -99,6 +99,21 @@ def test_the_agreement_score_is_the_winners_mean_cosine_worked_out_by_hand(answe
     assert row.low_agreement == (agreement < 0.7)
 
 
+def test_the_winners_logged_position_is_kept_for_its_answer_text():
+    # A (mean 0.70) is logged third: the dataset takes the teacher answer from that position.
+    row = replay(HAND, turn(1, {"gpt4o": "C", "claude": "B", "mistral": "A"})).iloc[0]
+    assert (row.best_provider, row.best_position) == ("mistral", 2)
+    row = replay(HAND, turn(1, {"gpt4o": "B", "claude": "A", "mistral": "C"}, errors={"gpt4o": "timeout"})).iloc[0]
+    assert (row.best_provider, row.best_position) == ("claude", 1)
+
+
+def test_an_agreement_exactly_at_the_minimum_is_not_low():
+    answers = turn(1, {"gpt4o": "C", "claude": "A", "mistral": "B"})
+    score = replay(HAND, answers).iloc[0].agreement_score  # 0.70 up to rounding
+    assert not replay(HAND, answers, min_agreement=score).iloc[0].low_agreement
+    assert replay(HAND, answers, min_agreement=float(np.nextafter(score, 1.0))).iloc[0].low_agreement
+
+
 def test_the_agreement_score_on_real_answers_is_the_mean_of_the_winners_two_cosines(engine):
     answers = {"gpt4o": AGREE_1, "claude": ODD_ONE, "mistral": AGREE_2}
     row = replay(engine, turn(1, answers)).iloc[0]

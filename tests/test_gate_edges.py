@@ -1,7 +1,8 @@
-"""The promotion gate at its edges: each condition just met and just missed, with a student built for it.
+"""The promotion gate against independent oracles (the rule-by-rule edges are in test_gate_decision.py).
 
 Expected values come from outside the code under test: the Wilson bound by inverting the score test
-with scipy's root finder (the code uses the closed form), thresholds by hand.
+with scipy's root finder (the code uses the closed form), the smallest passing gate split by hand,
+and a student exactly at the similarity threshold (which floating point once failed).
 """
 
 from __future__ import annotations
@@ -47,13 +48,6 @@ def test_the_wrong_rate_bound_is_wilsons_for_independent_answers(wrong, n):
     assert wrong_rate_upper_bound(flags, np.arange(n)) == pytest.approx(wilson_upper(wrong / n, effective), abs=1e-5)  # z = 1.645 there
 
 
-def test_wrong_answers_bunched_in_one_conversation_widen_the_bound():
-    flags = np.array([True] * 4 + [False] * 196)
-    spread = wrong_rate_upper_bound(flags, np.arange(200))
-    bunched = wrong_rate_upper_bound(flags, np.array([0] * 4 + list(range(1, 197))))
-    assert bunched > spread
-
-
 def test_a_clean_student_needs_133_answers_to_pass_a_2_percent_gate():
     # With no wrong answer the bound is z²/(n + z²): 2.706/135.706 = 1.99% at 133, 2.01% at 132.
     config = CONFIG.model_copy(update={"min_gate_examples": 1})
@@ -62,39 +56,13 @@ def test_a_clean_student_needs_133_answers_to_pass_a_2_percent_gate():
     assert not failed.passed and any("upper 95% bound" in reason for reason in failed.reasons)
 
 
-def test_too_few_gate_examples_fail_with_their_own_reason():
-    decision = decide(student(49), CONFIG.model_copy(update={"max_wrong_rate": 0.1}))
-    assert decision.reasons == ["only 49 gate examples, at least 50 needed"]
-
-
 def test_one_wrong_fact_in_400_passes_and_two_percent_wrong_fails():
     assert decide(student(400, wrong=1), CONFIG).passed  # bound 1.1%
     failed = decide(student(200, wrong=4), CONFIG)  # 2% observed, bound above it
     assert not failed.passed and "4 of 200 answers are wrong" in failed.reasons[0]
 
 
-def test_a_single_unsafe_answer_fails_even_where_the_rate_would_pass():
-    decision = decide(student(400, wrong=1, verdict="unsafe"), CONFIG)
-    assert not decision.passed
-    assert decision.reasons == ["1 answer(s) are unsafe (personal data, a competitor or rude tone): any one fails"]
-
-
-def test_missing_facts_fail_just_above_their_maximum():
-    assert decide(student(200, missing=50), CONFIG).passed  # 25.0%
-    failed = decide(student(200, missing=51), CONFIG)  # 25.5%
-    assert [reason for reason in failed.reasons if "leave out a fact" in reason]
-
-
 def test_similarity_fails_just_below_nine_tenths_of_the_ceiling():
     assert decide(student(200, similarity=0.72, ceiling=0.8), CONFIG).passed  # 0.72 / 0.8 = 0.900
     failed = decide(student(200, similarity=0.7192, ceiling=0.8), CONFIG)  # 0.899
     assert any("below the threshold 0.9" in reason for reason in failed.reasons)
-
-
-def test_an_intent_below_its_floor_fails_unless_it_is_judged_on_verdicts_only():
-    good, weak = student(150), student(20, similarity=0.6, intent="complaint")
-    mixed = pd.concat([good, weak.assign(conversation_id=weak["conversation_id"] + "w")], ignore_index=True)
-    failed = decide(mixed, CONFIG)
-    assert any(reason.startswith("intent complaint:") for reason in failed.reasons)
-    chit_chat = mixed.assign(intent=mixed["intent"].replace("complaint", "chit_chat"))
-    assert not any(reason.startswith("intent") for reason in decide(chit_chat, CONFIG).reasons)

@@ -128,6 +128,37 @@ def test_threshold_edges_are_half_open(seed):
     assert on_edge.classify("x", sentiment=0.0).score == pytest.approx(0.2 + 0.15 / 50)
 
 
+def exact(seed: Policy, medium: float, complex_: float) -> Policy:
+    """Only the mood counts (weight 0.5, so sentiment 0 scores exactly 0.5); no override."""
+    return seed.model_copy(update={
+        "weights": router.Weights(length=0.0, complex=0.0, tool=0.0, sentiment=0.5, history=0.0),
+        "thresholds": router.Thresholds(medium=medium, complex=complex_),
+        "overrides": router.Overrides(tool_hits_to_medium=False, escalate_complex_hits=None,
+                                      escalate_sentiment_below=None)})
+
+
+@pytest.mark.parametrize("medium, complex_, tier", [
+    (0.75, 1.0, "simple"), (0.5, 0.75, "medium"), (0.25, 0.5, "complex"), (0.25, 0.45, "complex")])
+def test_a_score_exactly_on_a_threshold_takes_the_tier_above_it(seed, medium, complex_, tier):
+    policy = exact(seed, medium, complex_)
+    provider = getattr(policy.providers, tier)
+    decision = policy.classify("book a refund", sentiment=0.0)
+    assert decision.score == 0.5
+    assert (decision.tier, decision.provider) == (tier, provider)
+    table = pa.table({"query": ["book a refund"], "history": [[]], "customer_sentiment": pa.array([0.0], pa.float64())})
+    row = policy.classify_table(table).to_pylist()[0]
+    assert (row["tier"], row["provider"], row["score"]) == (tier, provider, 0.5)
+
+
+def test_a_turn_without_history_or_mood_in_the_table_counts_no_history_and_the_default_mood(seed):
+    # 4 words 0.012 + default mood 0.5 -> 0.1, no history: 0.112 (a null read as one message would add 0.015)
+    table = pa.table({"query": ["what are your hours"], "history": pa.array([None], pa.list_(pa.string())),
+                      "customer_sentiment": pa.array([None], pa.float64())})
+    row = seed.classify_table(table).to_pylist()[0]
+    assert row["score"] == pytest.approx(0.112)
+    assert row["score"] == seed.classify("what are your hours").score
+
+
 def test_word_boundary_variant_drops_the_substring_hits():
     variant = Policy.from_yaml(CONFIGS / "word_boundary.yaml")
     assert variant.classify("saw you on facebook").tool_hits == 0

@@ -1,0 +1,146 @@
+"""The leak gate's decisions, rule by rule, on single catering sentences: what must fire (a value left in scrubbed
+text) and what must not (prices, dates, head counts, a name at the start of a sentence, placeholders, surrogates).
+
+Every test name holds "leak": tools/mutation.py runs these with ``-k leak``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from hibachi_lab import pii, traffic
+from hibachi_lab.errors import BadInput
+from hibachi_lab.pii.leak import CODE_NEAR_CUE, CONTACT_MARKER, HOUSE_NUMBER, NAME_LIKE_WORD, RESIDUAL_DIGITS
+
+
+@pytest.fixture(scope="module")
+def leak_checker() -> pii.LeakChecker:
+    return pii.LeakChecker()
+
+
+def rules(checker: pii.LeakChecker, text: str) -> set[str]:
+    return {leak["entity_type"] for leak in checker.check([("r", "query", text, [])]).leaks}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # digits: a phone in any format, spelled or spaced codes; not a price, a date or a ZIP+4
+    ("my number is 415 555 0123 ok", {"PHONE_NUMBER", RESIDUAL_DIGITS}),
+    ("call x 4155550123 y", {"PHONE_NUMBER", RESIDUAL_DIGITS}),
+    ("it is 0 4 4 9 for the door", {RESIDUAL_DIGITS}),
+    ("five three oh five", {RESIDUAL_DIGITS}),
+    ("It is $1,250.00 total", set()),
+    ("on 10/12/2026 then", set()),
+    ("zip 95112-1234 here", set()),
+    # a bare number is a code only where the text talks about a gate, a door or a code, and not after "unit"
+    ("the gate code is 4417", {CODE_NEAR_CUE}),
+    ("gate code: 4417#", {CODE_NEAR_CUE}),
+    ("the door code is 12-34-56", {CODE_NEAR_CUE}),
+    ("the gate code is unit 4417", set()),
+    ("unit 4417, gate code on file", set()),  # "unit" at the very start of the text still marks an apartment
+    ("in room 4417 by the gate", set()),
+    ("we need 4417 plates", set()),
+    # house numbers: before a street word or a rare capitalised word, not before a common word, a day or a count
+    ("meet me at 4418 Mandarin Way tonight", {HOUSE_NUMBER}),
+    ("we are at 3321 Fair Oaks Blvd", {HOUSE_NUMBER}),
+    ("it is at 77 Lakeview, see you", {HOUSE_NUMBER}),
+    ("the 3 Amigos came", {HOUSE_NUMBER}),
+    ("got 429 Too Many Requests", set()),
+    ("we are 20 Saturday", set()),
+    ("we are 25 Adults", set()),
+    ("we got 2 Costco trays", set()),
+    ("we had 2 Banana splits", set()),  # a word as common as "banana" (Zipf 4.0) after a number is no street
+    # names: mid-sentence or addressed; not at a sentence's start, not a business word, a place or an acronym
+    ("the chef was great, Priya said so", {NAME_LIKE_WORD}),
+    ("the chef, Priya, was great", {NAME_LIKE_WORD}),
+    ("we met Bob and Sue", {NAME_LIKE_WORD}),
+    ("dinner with Ana at six", {NAME_LIKE_WORD}),
+    ("we loved it, Xochitl said", {"PERSON", NAME_LIKE_WORD}),  # a rare name outside the top-300 lists
+    ("Thanks, Bao!", {NAME_LIKE_WORD}),
+    ("Welcome back, Bao!", {NAME_LIKE_WORD}),
+    ("thanks Jo", {NAME_LIKE_WORD}),
+    ("Thanks, Mr Bao", {NAME_LIKE_WORD}),
+    ("Thanks, Bush!", {NAME_LIKE_WORD}),  # a name a little less common than "bread" (Zipf 4.49), after a greeting
+    ("Thanks, Jordan!", {NAME_LIKE_WORD}),  # a top-300 first name, also a place, after a greeting
+    ("for my son Dakota's party", {NAME_LIKE_WORD}),
+    ("Priya loved it.", set()),
+    ("So good. Priya loved it.", set()),
+    ("So good.\\n Priya loved it.", set()),  # a newline escaped in JSON text starts a sentence too
+    ("Welcome back, Chef!", set()),
+    ("Thanks, Monday!", set()),
+    ("we loved the BBQ there", set()),
+    ("we live in San Jose now", set()),
+    ("the Hibachi chef", set()),
+    # contact markers
+    ("send to $chefpay now", {CONTACT_MARKER}),
+])
+def test_leak_rules_on_one_sentence(leak_checker, text, expected):
+    assert rules(leak_checker, text) == expected
+
+
+def test_leak_findings_name_the_span_of_the_value(leak_checker):
+    leak_checker.check([("r", "query", "call x 4155550123 y", [])])
+    assert sorted(leak_checker.findings("call x 4155550123 y")) == [(7, 17, "PHONE_NUMBER"), (7, 17, RESIDUAL_DIGITS)]
+    assert (10, 15, NAME_LIKE_WORD) in leak_checker.findings("the chef, Priya, was great")
+
+
+@pytest.mark.parametrize(("protected", "leaks"), [
+    ([], 2), ([(0, 7)], 2), ([(17, 19)], 2),   # touching the value is not covering it
+    ([(6, 8)], 0), ([(16, 18)], 0), ([(7, 17)], 0), ([(0, 19)], 0),
+])
+def test_leak_inside_a_recorded_surrogate_is_not_a_leak(leak_checker, protected, leaks):
+    # the digits are at 7..17: a phone number (Presidio) and residual digits
+    report = leak_checker.check([("r", "query", "call x 4155550123 y", protected)])
+    assert len(report.leaks) == leaks
+    assert report.passed is (leaks == 0)
+
+
+def test_leak_check_leaves_placeholders_alone(leak_checker):
+    report = leak_checker.check([("r", "query", "call <PHONE_NUMBER_1> now, ask for <PERSON_2>", [])])
+    assert report.passed and report.leaks == []
+
+
+def test_leak_report_counts_records_and_texts_and_never_holds_the_value(leak_checker):
+    report = leak_checker.check([
+        ("conv-1/0", "query", "my number is 415 555 0123 ok", []),
+        ("conv-1/0", "responses/0/content", "Thanks, Bao!", []),
+        ("conv-2/3", "query", "It is $1,250.00 total", []),
+    ])
+    assert (report.records_checked, report.texts_checked) == (2, 3)
+    assert not report.passed
+    assert report.leaks == [
+        {"record": "conv-1/0", "field": "query", "entity_type": "PHONE_NUMBER"},
+        {"record": "conv-1/0", "field": "query", "entity_type": RESIDUAL_DIGITS},
+        {"record": "conv-1/0", "field": "responses/0/content", "entity_type": NAME_LIKE_WORD},
+    ]
+    assert report.by_record() == {"conv-1/0": [NAME_LIKE_WORD, "PHONE_NUMBER", RESIDUAL_DIGITS]}
+    assert "0123" not in repr(report) and "Bao" not in repr(report)
+    described = pii.describe_leaks(report)
+    assert described == "3 finding(s) in 1 record(s): conv-1/0: NAME_LIKE_WORD, PHONE_NUMBER, RESIDUAL_DIGITS"
+
+
+def test_leak_found_after_a_protected_one_in_the_same_text_is_still_reported(leak_checker):
+    # the phone (7..17) is a recorded surrogate; the greeted name after it is not
+    report = leak_checker.check([("r", "query", "call x 4155550123 y, Thanks, Bao!", [(7, 17)])])
+    assert {leak["entity_type"] for leak in report.leaks} == {NAME_LIKE_WORD}
+
+
+def turns(query: str, conversation_id: str) -> pa.Table:
+    turn = {"conversation_id": conversation_id, "turn_index": 0, "timestamp": "2026-10-01T10:00:00-07:00",
+            "query": query, "responses": [{"provider": "mistral_small", "model": "mistral-small",
+                                           "content": "Thanks for reaching out!", "input_tokens": 10, "output_tokens": 10}],
+            "final_response": "Thanks for reaching out!"}
+    return traffic.turns_table([traffic.parse_turn(turn)])
+
+
+def test_leak_gate_refuses_to_write_naming_the_record_and_rule_not_the_value():
+    with pytest.raises(BadInput) as refused:
+        pii.leak_gate(turns("Sure, call me at 916-555-0188", "leaky-7"), "build-dataset")
+    message = str(refused.value)
+    assert message.startswith("build-dataset: PII leak check failed, nothing written: ")
+    assert "leaky-7/0: PHONE_NUMBER, RESIDUAL_DIGITS" in message and "916-555-0188" not in message
+
+
+def test_leak_gate_passes_a_clean_table_and_returns_its_report():
+    report = pii.leak_gate(turns("Can we book for Saturday?", "clean-1"), "build-dataset")
+    assert report.passed and (report.records_checked, report.texts_checked) == (1, 3)
