@@ -12,6 +12,7 @@ the gate's fact reader, so a fact the gate misreads in a rewording shows up as a
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 
@@ -212,7 +213,7 @@ def test_a_second_teacher_that_keeps_to_the_sheet_passes(sample_gate, engine, sh
     reference breaks the policy sheet); the teacher's answer elsewhere, booking calls always the
     teacher's (see :func:`second_teacher`)."""
     answers, swapped = second_teacher(sample_gate)
-    assert swapped >= 30
+    assert swapped >= 0.1 * len(sample_gate)  # a real second teacher, not the teacher's copy with a few swaps
     decision = decide(sample_gate, answers, engine, shipped_gate)
     assert decision.passed, (decision.reasons, wrong_answers(decision))
 
@@ -294,8 +295,8 @@ FIELD_CHANGES = {
 def test_a_wrong_booking_field_in_five_percent_of_booking_turns_fails(sample_gate, engine, shipped_gate):
     answers = teacher_answers(sample_gate)
     bookings = [pid for pid, reply in answers.items() if reply.tool_calls]
-    victims = _spread(bookings, round(0.05 * len(bookings)))
-    assert len(victims) >= 4
+    victims = _spread(bookings, math.ceil(0.05 * len(bookings)))  # 5% of the booking turns, rounded up
+    assert len(victims) >= 3, f"only {len(bookings)} booking turns in the gate split"
     changed = []
     for turn, pid in enumerate(victims):
         call = answers[pid].tool_calls[0]

@@ -216,6 +216,7 @@ def test_a_model_split_across_cards_and_the_cpu_keep_their_placement():
 # --------------------------------------------------------------------------- resuming from an attached input
 
 
+@pytest.mark.slow  # trains twice per folder shape
 @pytest.mark.parametrize("attach", ["checkpoints", "checkpoint", "run"])
 def test_a_run_continues_from_checkpoints_attached_read_only(attach, built, tmp_path):
     """Kaggle "Save Version" keeps nothing in /kaggle/working: the last session's checkpoints come back as a
