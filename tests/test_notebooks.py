@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import datasets
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -88,19 +89,51 @@ def test_training_notebooks_install_plan_train_resume_and_gate_on_cpu(name, extr
     assert "trained to step 5 (resumed from 3)" in again or "trained to step 5 (resumed from 2)" in again
 
 
-def test_laptop_notebook_exports_to_ollama_gates_and_reports(built, tmp_path, monkeypatch):
+def production_version() -> str | None:
+    """The registry version the `production` alias points at, read back from the MLflow store."""
+    from hibachi_lab import registry
+    from hibachi_lab.errors import BadInput
+
+    try:
+        versions = registry.student_status()["versions"]
+    except BadInput:  # no store yet
+        return None
+    return next((row["version"] for row in versions if "production" in row["aliases"]), None)
+
+
+@pytest.mark.parametrize("student", ["canned", "teacher"])
+def test_laptop_notebook_exports_to_ollama_gates_and_promotes_only_a_passing_student(student, built, tmp_path,
+                                                                                      monkeypatch):
+    """The Ollama double (the wire protocol over loopback) answers with one canned line, which fails the
+    gate, or with the teacher's own reply to each gate prompt, which passes and is promoted by the notebook."""
+    from .test_evaluate import _ollama_message
+
     out, _ = built
     run = tmp_path / "run"
     train.train(load_recipe("qwen2-tiny"), load_hardware("laptop-cpu"), out, run,
                 train.TrainSettings(max_steps=2, save_steps=100), track=False)
-    with OllamaDouble(lambda model, messages: "Thanks! We'll be in touch.") as double:
+    gate = list(datasets.load_from_disk(str(out / "hf"))["gate"])
+    by_prompt = {example["messages"][-2]["content"]: _ollama_message(example["messages"][-1]) for example in gate}
+    reply = (lambda model, messages: "Thanks! We'll be in touch.") if student == "canned" else \
+        (lambda model, messages: by_prompt.get(messages[-1]["content"], "?"))
+    # The fixture's gate split is small: the shipped rules with room for it (as test_evaluate's small gate).
+    promotion = tmp_path / "promotion.yaml"
+    promotion.write_text("min_gate_examples: 5\nmin_examples_per_intent: 3\nmax_wrong_rate: 0.12\n")
+    before = production_version()
+    with OllamaDouble(reply) as double:
         monkeypatch.setenv("OLLAMA_HOST", double.url)
         book = execute("laptop_ollama_compare", tmp_path, ADAPTER=str(run / "adapter"), MODEL="qwen2-tiny",
                        DATASET_DIR=str(out), OUT_DIR=str(tmp_path / "laptop"), OLLAMA_NAME="hibachi-tiny",
-                       USE_OLLAMA=True, PROMOTE=True, MAX_NEW_TOKENS=8)
-        assert "hibachi-tiny" in double.models and double.chats
+                       USE_OLLAMA=True, PROMOTE=True, MAX_NEW_TOKENS=8, PROMOTION=str(promotion))
+        assert "hibachi-tiny" in double.models and len(double.chats) == len(gate)
     text = outputs(book)
-    assert "FROM " in text and "gate: FAILED" in text and "mlflow ui --backend-store-uri" in text
+    assert "FROM " in text and "mlflow ui --backend-store-uri" in text
+    after = production_version()
+    if student == "canned":
+        assert "gate: FAILED" in text and after == before
+    else:
+        assert "gate: PASSED" in text and "production is now version" in text
+        assert after is not None and after != before
 
 
 def test_router_notebook_replays_sweeps_and_scores_consensus(small_log, tmp_path):
