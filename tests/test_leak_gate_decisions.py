@@ -78,6 +78,44 @@ def test_leak_rules_on_one_sentence(leak_checker, text, expected):
     assert rules(leak_checker, text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    # what the scrubber leaves when it misses one piece: the gate reads the words around it
+    ("Hi Mr. An, your date is set.", {NAME_LIKE_WORD}),  # a title after a greeting is no name: the word after it is
+    ("please make the receipt out to Grant, not me", set()),
+    ("the receipt is made out to Grant", {NAME_LIKE_WORD}),
+    ("Booked under Rice for Oct 11.", {NAME_LIKE_WORD}),  # a menu word, but a cue names it
+    ("my name is Ginger, like the sauce", {NAME_LIKE_WORD}),
+    ("Love it, Ginger! Extra sauce it is.", {NAME_LIKE_WORD}),
+    ("what date is Will's birthday?", {NAME_LIKE_WORD}),
+    ("We loved it, Tanya said so", {NAME_LIKE_WORD}),  # a top name that is also a small town, not in a place context
+    ("we're out in Tracy, CA", set()),
+    ("is there a travel fee to San Jose - <PERSON_1>", set()),
+    ("Good afternoon, Sure! Name is <PERSON_1>", set()),
+    ("the invoice goes to Ms. <PERSON_1>", set()),
+    # beside what the scrubber found: one name of a list of people, a contact's owner, the rest of a name
+    ("VIPs: <PERSON_5>, <PERSON_6>, Rod, and <PERSON_7>", {NAME_LIKE_WORD}),
+    ("or text Carolina at <PHONE_NUMBER_1>", {NAME_LIKE_WORD}),
+    ("Phne <PHONE_NUMBER_1>", set()),  # a typo before a phone is no name
+    ("saved <PHONE_NUMBER_2> for Jean-Robert", {NAME_LIKE_WORD}),
+    ("Aloha <PERSON_1> Makana, congratulations!", {NAME_LIKE_WORD}),
+    ("signed — <PERSON_1> (박민서)", {NAME_LIKE_WORD}),
+    ("<PERSON_1>, Sunday works for us", set()),
+    ("Thanks <PERSON_1>, Fresno is in our area", set()),
+    ("Home: <PHONE_NUMBER_1>", set()),
+    # initials greeted or signing off
+    ("Hi J.T., thanks for the order", {NAME_LIKE_WORD}),
+    ("PO required. Thx, -JT", {NAME_LIKE_WORD}),
+    ("See you then - My Hibachi", set()),
+    # streets the suffix list lacks, or with their unit
+    ("our home is 1250 Camino Real if you need billing", {HOUSE_NUMBER}),
+    ("bill my office, 500 Capitol Mall, Ste 200, same city", {HOUSE_NUMBER}),
+    ("Kind regards,\n2739 Portage Bay E\nDavis, CA", {HOUSE_NUMBER}),
+    ("we need 3 trays for the party", set()),
+])
+def test_leak_rules_beside_what_the_scrubber_found(leak_checker, text, expected):
+    assert rules(leak_checker, text) == expected
+
+
 def test_leak_findings_name_the_span_of_the_value(leak_checker):
     leak_checker.check([("r", "query", "call x 4155550123 y", [])])
     assert sorted(leak_checker.findings("call x 4155550123 y")) == [(7, 17, "PHONE_NUMBER"), (7, 17, RESIDUAL_DIGITS)]

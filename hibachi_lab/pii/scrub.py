@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -106,7 +106,7 @@ class Span(NamedTuple):
 # --------------------------------------------------------------------------- analyzers
 
 
-def _nlp_engine(model: str):
+def _nlp_engine(model: str, lean: bool = False):
     import spacy
     from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
@@ -115,7 +115,7 @@ def _nlp_engine(model: str):
         raise BadInput(f"spaCy pipeline {model} is not installed; run `{hint}` (nothing is downloaded at run time)")
     # Presidio warns once per unmapped spaCy label (MONEY, CARDINAL...) in every text: thousands of lines.
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
+    engine = (_lean_engine_class() if lean else SpacyNlpEngine)(models=[{"lang_code": "en", "model_name": model}])
     engine.load()
     # The dependency parse is a fifth of spaCy's time and nothing here reads it (names come from the NER).
     if "parser" in engine.nlp["en"].pipe_names:
@@ -127,12 +127,28 @@ def _nlp_engine(model: str):
 def _shared_nlp_engine(model: str, lean: bool = False):
     """One loaded pipeline per model; ``lean`` (the scrubber's) also skips the lemmatizer and the attribute
     ruler (a tenth of spaCy's time): nothing of ours reads lemmas, and proper nouns come from the tagger."""
-    engine = _nlp_engine(model)
+    engine = _nlp_engine(model, lean)
     if lean:
         for name in ("lemmatizer", "attribute_ruler"):
             if name in engine.nlp["en"].pipe_names:
                 engine.nlp["en"].disable_pipe(name)
     return engine
+
+
+def _lean_engine_class():
+    from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
+    from spacy.attrs import IDX
+
+    class LeanSpacyNlpEngine(SpacyNlpEngine):
+        """Presidio's engine without the per-token Python loop that reads lemmas (there are none without the
+        lemmatizer: Presidio's version fills a list of empty strings) and offsets (read as one array here)."""
+
+        def _doc_to_nlp_artifact(self, doc, language: str) -> NlpArtifacts:
+            entities, scores = self._get_updated_entities(self._get_entities(doc), self._get_scores_for_entities(doc))
+            return NlpArtifacts(entities=entities, tokens=doc, tokens_indices=doc.to_array(IDX).tolist(),
+                                lemmas=[""] * len(doc), nlp_engine=self, language=language, scores=scores)
+
+    return LeanSpacyNlpEngine
 
 
 def scrubber_recognizers(config: PiiConfig) -> list:
@@ -198,8 +214,9 @@ def build_default_analyzer(config: PiiConfig):
 _FORKED: Detector | None = None
 
 
-def _analyse_in_fork(chunk: list[str]) -> list[list[Span]]:
-    return _FORKED._analyse_chunk(chunk)
+def _call_in_fork(call: tuple[Callable, Any]) -> Any:
+    function, task = call
+    return function(_FORKED, task)
 
 
 class Detector:
@@ -219,13 +236,15 @@ class Detector:
         self.chunk_size = 500  # texts per task given to a worker
         self.cache: dict[str, list[Span]] = {}
 
-    def detect(self, texts: Iterable[str], description: str = "finding PII") -> None:
-        """Analyse the texts not seen yet; results land in ``self.cache``."""
+    def detect(self, texts: Iterable[str], description: str = "finding PII", here: bool = False) -> None:
+        """Analyse the texts not seen yet; results land in ``self.cache``. ``here``: in this process, without a
+        progress bar (inside a worker)."""
         todo = [text for text in dict.fromkeys(texts) if text not in self.cache and text.strip()]
         short = [text for text in todo if len(text) <= _PIECE]
         chunks = [short[start : start + self.chunk_size] for start in range(0, len(short), self.chunk_size)]
-        with progress_bar(description, len(todo)) as advance:
-            for chunk, found in zip(chunks, self._analysed(chunks), strict=True):
+        analysed = map(self._analyse_chunk, chunks) if here else self.map(Detector._analyse_chunk, chunks)
+        with progress_bar(description, 0 if here else len(todo)) as advance:
+            for chunk, found in zip(chunks, analysed, strict=True):
                 self.cache.update(zip(chunk, found, strict=True))
                 advance(len(chunk))
             for text in todo:
@@ -233,18 +252,18 @@ class Detector:
                     self.cache[text] = self._long(text)
                     advance(1)
 
-    def _analysed(self, chunks: list[list[str]]) -> Iterator[list[list[Span]]]:
-        """Spans per text, chunk by chunk; with several workers the chunks go to forked copies of this
-        detector (spaCy, the name lexicon and the gazetteer are loaded once, before the fork)."""
-        if self.workers <= 1 or len(chunks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            yield from map(self._analyse_chunk, chunks)
+    def map(self, function: Callable[[Detector, Any], Any], tasks: list) -> Iterator[Any]:
+        """``function(detector, task)`` for each task, in order; with several workers the tasks go to forked
+        copies of this detector (spaCy, the name lexicon and the gazetteer are loaded once, before the fork)."""
+        if self.workers <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            yield from (function(self, task) for task in tasks)
             return
         global _FORKED
         self._analyse_chunk(["Warm up: Maria at 12 Oak St, Davis, CA."])  # load lazy data before the fork
         _FORKED = self
         context = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
-            yield from pool.map(_analyse_in_fork, chunks)
+            yield from pool.map(_call_in_fork, [(function, task) for task in tasks])
 
     def _analyse_chunk(self, chunk: list[str]) -> list[list[Span]]:
         results = self.batch.analyze_iterator(chunk, language="en", batch_size=self.batch_size,
@@ -536,7 +555,9 @@ def _propagation_patterns(texts: list[str], found: list[list[Span]], keep: set[s
             # A name matches in another case only when all its words are rare ("summer" is not "Summer Nguyen").
             ignore_case = span.entity_type != "PERSON" or all(
                 _zipf(word) < RARE_WORD_ZIPF and word.lower() not in keep for _, _, word in words_of(value))
-            values.setdefault((span.entity_type, value.lower()), _value_pattern(value, ignore_case=ignore_case))
+            # keyed as matched: a lower-case "faith" (found inside "faith25@...") must not stand for "Faith"
+            values.setdefault((span.entity_type, value.lower() if ignore_case else value),
+                              _value_pattern(value, ignore_case=ignore_case))
             digits = re.sub(r"\D", "", value)
             if span.entity_type in _BY_DIGITS and len(digits) >= 4:
                 values.setdefault((span.entity_type, digits), _digits_pattern(digits, span.entity_type))
@@ -546,9 +567,9 @@ def _propagation_patterns(texts: list[str], found: list[list[Span]], keep: set[s
     for word in name_words:
         # A rare word is a name in any case ("mensah"); a common or menu word only capitalised ("Will", "Ginger").
         rare = _zipf(word) < COMMON_WORD_ZIPF and word.lower() not in keep
-        values.setdefault(("PERSON", word.lower()), _value_pattern(word, ignore_case=rare))
+        values.setdefault(("PERSON", word.lower() if rare else word), _value_pattern(word, ignore_case=rare))
     for nickname in _nicknames(texts, name_words, keep):
-        values.setdefault(("PERSON", nickname.lower()), _value_pattern(nickname, ignore_case=False))
+        values.setdefault(("PERSON", nickname), _value_pattern(nickname, ignore_case=False))
     return [(pattern, entity) for (entity, _), pattern in values.items()]
 
 
@@ -754,6 +775,11 @@ class ScrubReport:
         }
 
 
+def _spans_of_conversations(detector: Detector, conversations: list[list[str]], propagate: bool) -> list[list[list[Span]]]:
+    detector.detect([text for texts in conversations for text in texts], here=True)
+    return [conversation_spans(texts, detector, propagate) for texts in conversations]
+
+
 class Scrubber:
     """Scrubs logged turns; one per configuration (loading spaCy takes a second)."""
 
@@ -769,20 +795,37 @@ class Scrubber:
         all_texts = [slot.text for slots in slots_per_turn for slot in slots]
         report.texts += len(all_texts)
         report.distinct_texts += len(set(all_texts))
-        self.detector.detect(all_texts)
         by_conversation: dict[str, list[int]] = defaultdict(list)
         for index, turn in enumerate(turns):
             by_conversation[turn["conversation_id"]].append(index)
-        for conversation_id, indices in by_conversation.items():
+        texts_per_conversation = [[slot.text for index in indices for slot in slots_per_turn[index]]
+                                  for indices in by_conversation.values()]
+        spans_per_conversation = self._spans_per_conversation(texts_per_conversation)
+        for (conversation_id, indices), spans in zip(by_conversation.items(), spans_per_conversation, strict=True):
             self._scrub_conversation(conversation_id, [turns[i] for i in indices], [slots_per_turn[i] for i in indices],
-                                     report)
+                                     spans, report)
         return turns
 
+    def _spans_per_conversation(self, conversations: list[list[str]]) -> Iterator[list[list[Span]]]:
+        """Workers take whole conversations: a history copy is analysed once, and finding values again across
+        a conversation runs in parallel too (a sixth of the work)."""
+        tasks: list[list[list[str]]] = [[]]
+        size = 0
+        for texts in conversations:
+            if size >= self.detector.chunk_size:
+                tasks.append([])
+                size = 0
+            tasks[-1].append(texts)
+            size += len(texts)
+        spans_of_task = functools.partial(_spans_of_conversations, propagate=self.config.propagate_within_conversation)
+        with progress_bar("finding PII", sum(map(len, conversations))) as advance:
+            for task, found in zip(tasks, self.detector.map(spans_of_task, tasks), strict=True):
+                advance(sum(map(len, task)))
+                yield from found
+
     def _scrub_conversation(self, conversation_id: str, turns: list[dict], slots: list[list[_Slot]],
-                            report: ScrubReport) -> None:
-        flat = [slot for slots_of_turn in slots for slot in slots_of_turn]
-        texts = [slot.text for slot in flat]
-        spans = conversation_spans(texts, self.detector, self.config.propagate_within_conversation)
+                            spans: list[list[Span]], report: ScrubReport) -> None:
+        texts = [slot.text for slots_of_turn in slots for slot in slots_of_turn]
         persons = [text[s.start : s.end] for text, found in zip(texts, spans) for s in found if s.entity_type == "PERSON"]
         pseudonyms = Pseudonyms(conversation_id, self.config.mode, persons)
         position = 0
