@@ -211,8 +211,25 @@ def test_the_scrubber_runs_spacy_lean_and_plain_presidio_keeps_its_full_pipeline
     config = pii.PiiConfig.from_yaml(DEFAULT_PII)
     lean = pii.build_analyzer(config).nlp_engine.nlp["en"]
     full = pii.build_default_analyzer(config).nlp_engine.nlp["en"]
-    assert "lemmatizer" not in lean.pipe_names and "lemmatizer" in full.pipe_names
+    assert lean.pipe_names == ["ner"] and "lemmatizer" in full.pipe_names
     assert _shared_nlp_engine(config.spacy_model) is not _shared_nlp_engine(config.spacy_model, lean=True)
+
+
+@pytest.mark.parametrize("text, name, tagged", [
+    ("Tyler called earlier about the deposit.", "Tyler", True),  # a top first name, as common as a word: ask spaCy
+    ("Hi, we need a chef for Saturday.", None, False),           # no first name opens a sentence: nothing to tag
+])
+def test_the_tagger_runs_only_on_texts_where_a_proper_noun_decides(scrubber, monkeypatch, text, name, tagged):
+    from hibachi_lab.pii import names
+
+    calls = []
+    real = names._proper_noun_starts
+    monkeypatch.setattr(names, "_proper_noun_starts", lambda artifacts: calls.append(1) or real(artifacts))
+    fresh = pii.Scrubber(pii.PiiConfig.from_yaml(DEFAULT_PII)).detector  # nothing cached yet
+    fresh.detect([text])
+    assert bool(calls) is tagged
+    if name:
+        assert ("PERSON", name) in found(scrubber, text)
 
 
 def test_a_name_seen_in_lower_case_inside_an_email_still_finds_it_capitalised(scrubber):

@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
@@ -314,11 +315,12 @@ class NameEvidence:
     def capitalised(self, word: str) -> bool:
         return word[:1].isupper()
 
-    def likely_name(self, word: str, sentence_start: bool, proper_noun: bool = False) -> bool:
+    def likely_name(self, word: str, sentence_start: bool, proper_noun: Callable[[], bool] = lambda: False) -> bool:
         """A capitalised word that is a name by itself: in the lexicon and not (often) an English word.
 
-        ``proper_noun``: spaCy tags the word PROPN outside a place or organisation. At a sentence's start
-        that tells "Justin shouted", "Sue, can I" from "Will you", "Mark it down", "Hope you're well".
+        ``proper_noun()``: spaCy tags the word PROPN outside a place or organisation. At a sentence's start
+        that tells "Justin shouted", "Sue, can I" from "Will you", "Mark it down", "Hope you're well". Asked
+        only when it decides, because tagging is a third of spaCy's time.
         """
         if self.never_a_name(word) or not self.capitalised(word) or (word.isupper() and len(word) <= 3):
             return False  # "CA", "LA", "JCB": states, cities and brands written in capitals
@@ -328,8 +330,9 @@ class NameEvidence:
         lower = word.lower()
         if not sentence_start and lower in self.lexicon.top:
             return True
-        if (sentence_start and proper_noun and lower in self.lexicon.top and lower in self.lexicon.first
-                and zipf < SENTENCE_START_NAME_ZIPF and lower not in COMMON_WORDS_THAT_ARE_NAMES):
+        if (sentence_start and lower in self.lexicon.top and lower in self.lexicon.first
+                and RARE_WORD_ZIPF <= zipf < SENTENCE_START_NAME_ZIPF and lower not in COMMON_WORDS_THAT_ARE_NAMES
+                and proper_noun()):
             return True
         return zipf < (RARE_WORD_ZIPF if sentence_start else COMMON_WORD_ZIPF)
 
@@ -370,14 +373,19 @@ class LexiconNameRecognizer(EntityRecognizer):
         shouting = sum(c.isupper() for c in text) > 0.6 * max(1, sum(c.isalpha() for c in text))
         words = words_of(text)
         shaped = [word.title() if shouting or (word.isupper() and len(word) > 2) else word for _, _, word in words]
-        proper: set[int] | None = None  # spaCy's proper nouns, read only where a capitalised word opens a sentence
+        proper: set[int] | None = None  # spaCy's proper nouns, tagged only when a rule asks
+
+        def proper_noun_at(offset: int) -> bool:
+            nonlocal proper
+            if proper is None:
+                proper = _proper_noun_starts(nlp_artifacts)
+            return offset in proper
+
         results = []
         index = 0
         while index < len(words):
             opening = _sentence_start(text, words[index][0])
-            if opening and proper is None and shaped[index][:1].isupper():
-                proper = _proper_noun_starts(nlp_artifacts)
-            if not (self.evidence.likely_name(shaped[index], opening, opening and words[index][0] in (proper or ()))
+            if not (self.evidence.likely_name(shaped[index], opening, functools.partial(proper_noun_at, words[index][0]))
                     or self._first_name_then_rare_word(text, words, shaped, index)):
                 index += 1
                 continue
@@ -425,6 +433,12 @@ def _proper_noun_starts(nlp_artifacts) -> set[int]:
     if doc is None:
         return set()
     from spacy.attrs import IDX, TAG
+
+    if not doc.has_annotation("TAG"):
+        # The scrubber's pipeline leaves the tagger out of its batches; tag this one text now.
+        nlp = nlp_artifacts.nlp_engine.nlp["en"]
+        for name in ("tok2vec", "tagger"):
+            doc = nlp.get_pipe(name)(doc)
 
     # A one-word ORG is often spaCy's misreading of a first name ("Justin shouted..."); "Taco bar" is kept out.
     not_people = {index for entity in doc.ents

@@ -125,11 +125,12 @@ def _nlp_engine(model: str, lean: bool = False):
 
 @functools.cache
 def _shared_nlp_engine(model: str, lean: bool = False):
-    """One loaded pipeline per model; ``lean`` (the scrubber's) also skips the lemmatizer and the attribute
-    ruler (a tenth of spaCy's time): nothing of ours reads lemmas, and proper nouns come from the tagger."""
+    """One loaded pipeline per model; ``lean`` (the scrubber's) runs only the entity recognizer in its batches
+    (it has its own token vectors): nothing of ours reads lemmas, and the few texts where a proper-noun tag
+    decides are tagged one by one when asked (names.py), which saves a third of spaCy's time."""
     engine = _nlp_engine(model, lean)
     if lean:
-        for name in ("lemmatizer", "attribute_ruler"):
+        for name in ("lemmatizer", "attribute_ruler", "tagger", "tok2vec"):
             if name in engine.nlp["en"].pipe_names:
                 engine.nlp["en"].disable_pipe(name)
     return engine
