@@ -271,3 +271,35 @@ def test_negation_flips_written_other_ways_are_caught(judge, teacher, student):
 def test_negation_written_other_ways_is_not_a_flip(judge, teacher, student):
     found = judge.judge("", teacher, student)
     assert not found.wrong, found
+
+
+# --------------------------------------------------------------------------- who brings what, worded other ways
+
+@pytest.mark.parametrize(("teacher", "student"), [
+    # "please have X ready" asks the customer for X
+    ("We'll bring the grill and propane.", "We'll bring the grill. Please have the propane hooked up when the chef gets there."),
+    # "arrives with" brings: drinks moved onto the chef's truck
+    ("Have drinks out for your guests; the chef arrives with the grill and food.",
+     "The chef arrives with the grill, food and drinks."),
+    # "on the host" is the customer's side, even after the chef is named earlier in the sentence
+    ("The chef brings sauces and the grill.", "The chef brings the grill, but the sauces are on the host."),
+    # a "so" clause has its own subject: the propane goes to "you", not to "the chef" before it
+    ("The chef brings the grill and propane.", "The chef brings the grill, so the propane is up to you."),
+    # a list item naming a party ("- Chef") does not end the "We bring:" list
+    ("We bring:\n- Chef\n- Grill\nYou provide:\n- Plates\n- Drinks",
+     "We bring:\n- Chef\n- Grill\n- Plates\nYou provide:\n- Drinks"),
+])
+def test_provision_flips_worded_other_ways_are_caught(judge, teacher, student):
+    found = judge.judge("", teacher, student)
+    assert found.wrong and "provision" in found.rule, found
+
+
+@pytest.mark.parametrize(("teacher", "student"), [
+    # "set up on the lawn" says where the chef works, not what anyone brings
+    ("The chef can set up on the lawn; you provide the tables.", "The chef can set up on the lawn and you provide the tables."),
+    ("Please have tables and chairs ready; we bring the grill.", "We bring the grill; please have tables and chairs set out."),
+    ("The chef shows up with the grill and propane.", "We arrive with the grill and the propane."),
+])
+def test_provision_worded_other_ways_is_not_a_flip(judge, teacher, student):
+    found = judge.judge("", teacher, student)
+    assert not found.wrong, found
