@@ -324,10 +324,17 @@ _US = re.compile(rf"\b(?!{_BY_CUSTOMER})(?:we|we'll|we're|we've|us|our (?:side|e
                  r"includes|comes? with|covers|covered|provided|supplied|on the house)\b", re.IGNORECASE)
 # A party and an item make a provision claim only with a providing word between them (or a party word
 # that is one): "the chef brings the grill" is one, "the chef will do their plates first" is not.
+# "Set up on the patio" says where, not what is brought; "please have X ready" asks the customer for X;
+# "arrives with" and "shows up with" bring.
 _PROVIDING = re.compile(r"\b(?:bring\w*|brought|provid\w*|suppl\w*|handl\w*|take\w* care|tak\w+ care|come\w* with|"
-                        r"cover\w*|arrang\w*|need\w*|rent\w*|set\w* up|responsib\w*|include\w*|"
-                        r"pack\w*|carr\w+|on (?:you|your side|your end|us|our side|our end)|up to you|yours|"
+                        r"cover\w*|arrang\w*|need\w*|rent\w*|set\w* up(?!\s+(?:on|in|under|at|near|by|outside|"
+                        r"outdoors|inside|indoors)\b)|responsib\w*|include\w*|"
+                        r"pack\w*|carr\w+|on (?:you|your side|your end|us|our side|our end|the (?:host|customer)s?)|"
+                        r"up to you|yours|(?:arriv|show|roll)\w*(?: up)? with|please have|"
                         r"byo\w*|on the house|(?:is|are) (?:on|with) (?:you|us))\b", re.IGNORECASE)
+# A new clause with its own subject: "the chef brings the grill, so propane is on you" ties the
+# propane to "you", not to "the chef".
+_NEW_CLAUSE = re.compile(r",\s*so\b|\bso that\b", re.IGNORECASE)
 
 
 # "You" as the one spoken to, not the one who provides: "just so you know, the sauces contain soy".
@@ -347,6 +354,21 @@ def _next_word(text: str, at: int) -> str:
     return found.group(0) if found else ""
 
 
+def _parties_before(clause: str, parties: list[tuple[int, int, str]], at: int) -> list[tuple[int, str, str]]:
+    """(start, party, words up to the item) for the party words before an item, nearest first.
+
+    The walk back stops at a party of the other side ("our chef shows up with the grill, and you'll
+    want tables ready": the tables are not the chef's) and at a new clause ("..., so ...")."""
+    found: list[tuple[int, str, str]] = []
+    for start, _, party in reversed(parties):
+        if start >= at:
+            continue
+        if (found and party != found[0][1]) or _NEW_CLAUSE.search(clause[start:at]):
+            break
+        found.append((start, party, clause[start:at]))
+    return found
+
+
 def _provision(clause: str, policy: BusinessPolicy, header_party: str | None = None) -> dict[str, str]:
     """Who provides each item the clause names.
 
@@ -359,8 +381,7 @@ def _provision(clause: str, policy: BusinessPolicy, header_party: str | None = N
         for match in re.finditer(rf"\b{re.escape(item)}\b", clause, re.IGNORECASE):
             # The nearest party word with a providing word between it and the item: in "we bring the
             # chef, grill and plates" it is "we", not the "chef" listed in between.
-            before = [(start, party, clause[start : match.start()]) for start, _, party in reversed(parties)
-                      if start < match.start()]
+            before = _parties_before(clause, parties, match.start())
             after = [(end, party, clause[match.end() : end] + _next_word(clause, end))
                      for _, end, party in parties if end > match.end()][:1]
             chosen = next(((party, governed) for _, party, governed in before + after if _PROVIDING.search(governed)),
@@ -420,8 +441,8 @@ def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> An
         parties = _parties(clause)
         if clause.rstrip().endswith(":"):
             header_party = parties[-1][2] if parties else header_party
-        elif parties:
-            header_party = None
+        elif parties and _PROVIDING.search(clause):
+            header_party = None  # a clause with its own provision ends the list ("- Chef" under "We bring:" does not)
         for name, claim in policy.claims.items():
             match = re.search(claim.pattern, clause, re.IGNORECASE)
             if match:

@@ -318,17 +318,25 @@ class Judge:
         """A student clause that says what a teacher clause says, with the negation added or removed.
 
         Clauses are paired by their content words (negations left out); only close pairs count, so
-        a reworded clause ("tip is optional" for "gratuity isn't included") is not compared."""
-        teacher_clauses = [(_stems(clause), facts.negated(clause, free_is_positive=False))
-                           for clause in _parts(teacher)]
-        for clause in _parts(student):
-            words = _stems(clause)
-            if len(words) < _MIN_CLAUSE_WORDS:
+        a reworded clause ("tip is optional" for "gratuity isn't included") is not compared. A part
+        whose polarity comes from its surroundings is not compared on the side that reads positive
+        (see :func:`_polar_parts`): "we don't bring plates or eating utensils" and "plates and eating
+        utensils aren't ours" agree. A negation added to a plain positive sentence counts when the
+        student's part is all words of the teacher's ("vegan is off the table" for "we cook vegan")."""
+        teacher_parts = _polar_parts(teacher)
+        for part in _polar_parts(student):
+            if len(part.words) < _MIN_CLAUSE_WORDS and not part.negated:
                 continue
-            overlap, negation = max(((len(words & t) / len(words | t), t_negated) for t, t_negated in teacher_clauses
-                                     if t), default=(0.0, False))
-            if overlap >= _SAME_CLAUSE and negation != facts.negated(clause, free_is_positive=False):
-                return Verdict("wrong_fact", "negation", clause.strip())
+            scored = [(_jaccard(part.words, other.words), other) for other in teacher_parts if other.words]
+            best = max((score for score, _ in scored), default=0.0)
+            closest = [other for score, other in scored if score == best and score >= _SAME_CLAUSE]
+            if closest and all(other.negated != part.negated for other in closest):
+                positive = closest[0] if part.negated else part
+                if not positive.borrowed:
+                    return Verdict("wrong_fact", "negation", part.text.strip())
+            if part.negated and len(part.words) >= _MIN_CLAUSE_WORDS and not closest and any(
+                    part.words <= other.words and not other.sentence_negated for other in teacher_parts):
+                return Verdict("wrong_fact", "negation", part.text.strip())
         return None
 
     def moved_fact(self, teacher: str, student: str) -> Verdict | None:
@@ -433,6 +441,77 @@ def _lead(sentence: str, fact: Fact) -> str | None:
 
 def _sentences(text: str) -> list[str]:
     return [clause for _, clause in facts.clauses(text) if clause.strip()]
+
+
+# Sentences: the breaks of facts.clauses without the contrast words, so "X, but not Y" stays one
+# sentence; a full stop followed by a space ends one even after a number ("... is $840. Gratuity ...").
+_SENTENCE_BREAK = re.compile(r"[.!?](?=\s|$)|(?<!\d)[.!?](?!\d)|[;\n•]|(?:^|\s)[-*]\s|(?:^|\n)\s*\d+[.)]\s")
+# Words that mean a negation (or its opposite) without a negation word, written out so that the two
+# line up: "gratuity is optional" says "gratuity is not required", the flip of "... is mandatory"; and
+# "we don't charge for it", "without charge", "doesn't cost extra" all say "free".
+_NOT_FREE = r"(?:not|n't|never)\s+(?:\w+\s+){0,3}?(?:free|complimentary)\b"
+_FREE_WORDS = (r"\b(?:(?:do|does|will|would)(?:n't| not)|won't|never) (?:charge|cost)(?: (?:you|anything|extra|more))*\b"
+               r"|\bwithout (?:any )?(?:extra |additional )?(?:charge|cost|fee)\b|(?<![-\w])free\b(?!-)")
+_POLAR_WORDS = [
+    (re.compile(r"\boptional\b", re.IGNORECASE), "not required"),
+    (re.compile(r"\b(?:mandatory|compulsory|obligatory)\b", re.IGNORECASE), "required"),
+    # "Free" is "no charge" however it is put, and "not free" is a charge.
+    (re.compile(_NOT_FREE, re.IGNORECASE), " charge "),
+    (facts.FREE, " no charge "),
+    (re.compile(_FREE_WORDS, re.IGNORECASE), " no charge "),
+    (re.compile(r"\b(?:fees?|costs?|charges?|surcharges?|charged)\b", re.IGNORECASE), "charge"),
+]
+# A condition is a clause of its own: "it's refundable | if you cancel a week ahead".
+_CONDITION = re.compile(r"\b(?:even )?(?:if|unless|when|as long as|provided that|because|since)\b", re.IGNORECASE)
+# Words that say how much, not what: "even if some guests don't show" is "if fewer guests show".
+_FILLER = frozenset({"even", "too", "well", "very", "reall", "note", "have"})
+# A part with neither a subject pronoun nor a verb of being, having or ability is a bare phrase
+# ("eating utensils", "within 30 miles of our kitchen"): its polarity is its sentence's.
+_CLAUSE_VERB = re.compile(r"\b(?:i|we|you|they|it|he|she|there|is|are|was|were|be|been|can|could|will|would|do|does|"
+                          r"did|has|have|had)\b|'(?:s|re|ll|ve|d|m)\b|n't\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _PolarPart:
+    """A part of a sentence with its content words and whether it is negated."""
+
+    words: frozenset[str]
+    negated: bool
+    # Its polarity may come from the words around it: a bare phrase ("eating utensils") in a
+    # negated sentence, or a condition ("if you're within 30 miles") of a negated main clause.
+    borrowed: bool
+    sentence_negated: bool
+    text: str
+
+
+def _polar_parts(text: str) -> list[_PolarPart]:
+    """The parts of each sentence (see :class:`_PolarPart`).
+
+    The content words leave the negation phrase out ("off the table", "non-"), so that "vegan is off
+    the table" pairs with "we can cook vegan"; a condition is a part of its own ("it's refundable /
+    if you cancel a week ahead"), so that "it's non-refundable" pairs with its main clause."""
+    found = []
+    for sentence in _SENTENCE_BREAK.split(text):
+        if not sentence.strip():
+            continue
+        for pattern, plain in _POLAR_WORDS:
+            sentence = pattern.sub(plain, sentence)
+        sentence_negated = facts.negated(sentence, free_is_positive=False)
+        for part in _parts(sentence):
+            part_negated = facts.negated(part, free_is_positive=False)
+            for piece in _CONDITION.split(part):
+                if not piece.strip():
+                    continue
+                words = frozenset(_stems(facts.NEGATION.sub(" ", piece)) - _FILLER)
+                negated = facts.negated(piece, free_is_positive=False)
+                bare = not _CLAUSE_VERB.search(piece)
+                borrowed = (bare and sentence_negated) or (part_negated and not negated)
+                found.append(_PolarPart(words, negated, borrowed, sentence_negated, piece))
+    return found
+
+
+def _jaccard(words: frozenset[str], other: frozenset[str]) -> float:
+    return len(words & other) / len(words | other) if words | other else 0.0
 
 
 def _parts(text: str) -> list[str]:

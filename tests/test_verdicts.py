@@ -236,3 +236,70 @@ def test_wrong_answers_the_added_rules_catch(judge, teacher, student, rule):
     assert found.wrong and found.rule.startswith(rule.split(":")[0]), found
     if ":" in rule:
         assert found.rule == rule, found
+
+
+# --------------------------------------------------------------------------- negation written other ways
+
+@pytest.mark.parametrize(("teacher", "student"), [
+    # a negation phrase with no "not" in it
+    ("The chef can grill salmon for the pescatarians.", "Salmon for the pescatarians is off the table."),
+    # a prefix negation on a word the teacher used plainly, before the condition
+    ("The booking fee is refundable when you cancel two weeks out.",
+     "The booking fee is non-refundable, even when you cancel two weeks out."),
+    # "optional" is "not required": "mandatory" turns it around
+    ("A tip for the chef is optional.", "A tip for the chef is mandatory."),
+    # "free" put as "no charge" and then taken back
+    ("Adding a second grill costs nothing extra.", "Adding a second grill isn't free."),
+    ("Parking for the chef's van is free.", "Parking for the chef's van is charged."),
+])
+def test_negation_flips_written_other_ways_are_caught(judge, teacher, student):
+    found = judge.judge("", teacher, student)
+    assert found.wrong and found.rule == "negation", found
+
+
+@pytest.mark.parametrize(("teacher", "student"), [
+    # "free", "at no charge", "we don't charge for it", "without charge" say the same
+    ("Setup on your deck is free.", "We don't charge anything for setting up on your deck."),
+    ("We can move your date at no charge.", "We can move your date without charge."),
+    # a bare phrase takes its sentence's polarity: here the negation sits beside it
+    ("We don't supply napkins or cups; those are on you.", "Napkins and cups aren't something we supply; those are on you."),
+    ("- Sesame-free kitchen: we can't promise it", "We can't promise a sesame-free kitchen."),
+    # a condition of a negated main clause is no positive claim of its own
+    ("No delivery charge if you live within 10 miles of the shop.",
+     "Delivery costs nothing when you live within 10 miles of the shop."),
+])
+def test_negation_written_other_ways_is_not_a_flip(judge, teacher, student):
+    found = judge.judge("", teacher, student)
+    assert not found.wrong, found
+
+
+# --------------------------------------------------------------------------- who brings what, worded other ways
+
+@pytest.mark.parametrize(("teacher", "student"), [
+    # "please have X ready" asks the customer for X
+    ("We'll bring the grill and propane.", "We'll bring the grill. Please have the propane hooked up when the chef gets there."),
+    # "arrives with" brings: drinks moved onto the chef's truck
+    ("Have drinks out for your guests; the chef arrives with the grill and food.",
+     "The chef arrives with the grill, food and drinks."),
+    # "on the host" is the customer's side, even after the chef is named earlier in the sentence
+    ("The chef brings sauces and the grill.", "The chef brings the grill, but the sauces are on the host."),
+    # a "so" clause has its own subject: the propane goes to "you", not to "the chef" before it
+    ("The chef brings the grill and propane.", "The chef brings the grill, so the propane is up to you."),
+    # a list item naming a party ("- Chef") does not end the "We bring:" list
+    ("We bring:\n- Chef\n- Grill\nYou provide:\n- Plates\n- Drinks",
+     "We bring:\n- Chef\n- Grill\n- Plates\nYou provide:\n- Drinks"),
+])
+def test_provision_flips_worded_other_ways_are_caught(judge, teacher, student):
+    found = judge.judge("", teacher, student)
+    assert found.wrong and "provision" in found.rule, found
+
+
+@pytest.mark.parametrize(("teacher", "student"), [
+    # "set up on the lawn" says where the chef works, not what anyone brings
+    ("The chef can set up on the lawn; you provide the tables.", "The chef can set up on the lawn and you provide the tables."),
+    ("Please have tables and chairs ready; we bring the grill.", "We bring the grill; please have tables and chairs set out."),
+    ("The chef shows up with the grill and propane.", "We arrive with the grill and the propane."),
+])
+def test_provision_worded_other_ways_is_not_a_flip(judge, teacher, student):
+    found = judge.judge("", teacher, student)
+    assert not found.wrong, found
