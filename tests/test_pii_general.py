@@ -243,3 +243,30 @@ def test_a_name_seen_in_lower_case_inside_an_email_still_finds_it_capitalised(sc
     result = scrubber.scrub_turns(turns)
     assert "Faith" not in result[1]["final_response"]
     assert "change the date" in result[1]["final_response"]
+
+
+@pytest.mark.parametrize("text, value, entity", [
+    ("call me on 415 - 555 - 0162 after work", "415 - 555 - 0162", "PHONE_NUMBER"),    # spaced dashes
+    ("the keypad, #7782, is by the garage", "#7782", "ACCESS_CODE"),                   # a comma after the cue
+    ("the back door is 45*61", "45*61", "ACCESS_CODE"),                             # a star inside the code
+    ("buzz 3104 at the lobby", "3104", "ACCESS_CODE"),
+    ("Regards,\nMarisol Ybarra\n88 Harbor Bay W\nAlameda, CA 94502", "88 Harbor Bay W", "STREET_ADDRESS"),
+    ("I'm Summer! the bday girl", "Summer", "PERSON"),                                # a menu word given as a name
+    ("See you there, Basil!", "Basil", "PERSON"),                                     # hailed at the end
+    ("Congrats to Tanner, see you Saturday", "Tanner", "PERSON"),
+])
+def test_values_written_the_ways_customers_write_them(scrubber, text, value, entity):
+    assert (entity, value) in found(scrubber, text)
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("We're in Redlands 92373. 40 guests on the 5th", "92373. 40"),   # a ZIP, a period, a count: no phone
+    ("my cell (415) 555-0162. 12 adults", "12 adults"),               # the count after a phone stays
+    ("we live in Woodlock 95382, come by", "95382"),                  # "lock" inside a town is no code cue
+    ("so this is kind of a big party", "kind"),                       # a lower-case word after "this is"
+    ("Thanks!\nOdalys Brennan\nRN, MSN", "RN, MSN"),                  # letters after a name in a signature
+    ("the party is at 4410 Redwood Way Garden Grove 92840", "Garden Grove 92840"),  # a town without a comma
+    ("we're at 1520 Alameda Street #4, San Jose CA", "San Jose CA"),
+])
+def test_words_next_to_values_stay(scrubber, text, kept):
+    assert kept in scrubbed(scrubber, text)

@@ -59,7 +59,7 @@ class RegexValueRecognizer(EntityRecognizer):
 # --------------------------------------------------------------------------- street addresses
 
 _SUFFIXES = (
-    "street|st|avenue|ave|av|boulevard|blvd|road|rd|drive|dr|lane|ln|court|ct|way|wy|place|pl|circle|cir|terrace|"
+    "street|st|avenue|ave|av|boulevard|blvd|road|rd|drive|dr|lane|ln|court|ct|way|wy|place|pl|circle|cir|terrace|bay|"
     "ter|parkway|pkwy|highway|hwy|trail|trl|tr|square|sq|loop|alley|aly|plaza|plz|crescent|cres|row|run|path|pike|"
     "expressway|expy|freeway|fwy|real|alameda|center|ctr|point|pt|crossing|xing|commons|landing|ridge|heights|hts|"
     "close|cove|cv|glen|grove|grv|hollow|holw|knoll|meadow|meadows|mews|oval|park|pass|pointe|ramp|spur|summit|"
@@ -206,17 +206,19 @@ def _looks_like_street(value: str) -> bool:
 # --------------------------------------------------------------------------- gate, door and alarm codes
 
 _CODE_CUES = (
-    r"(?:gate|door|front\s+door|back\s+door|side\s+door|garage(?:\s+door)?|lock\s?box|key\s?box|alarm|entry|access|"
+    r"(?<![\w-])(?:gate|door|front\s+door|back\s+door|side\s+door|garage(?:\s+door)?|lock\s?box|key\s?box|alarm|entry|access|"
     r"keypad|key\s+pad|building|buzzer|call\s?box|intercom|elevator|padlock|lock|combo|combination|community|complex|"
-    r"side\s+gate|pool\s+gate|gate\s+pw|wifi|wi-fi|security|disarm|arm|c[oó]digo|port[oó]n|puerta|cochera|clave)"
+    r"side\s+gate|pool\s+gate|gate\s+pw|wifi|wi-fi|security|disarm|arm|buzz|c[oó]digo|port[oó]n|puerta|cochera|clave)\b"
 )
 _SPELLED_DIGIT = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 # 3 to 8 digits, with separators ("7-3-1-9", "0 4 4 2", "22-18-07"), '#'/'*' as part of the code, or spelled out.
 _CODE = (
-    r"(?P<value>(?:(?:star|pound|hash)\s+)?[#*]?\d(?:[ -]?\d){2,7}(?:\s?[#*]|\s+(?:star|pound))?(?![\d])|[#*]\d{3,8}[#*]?|[a-z]?\d{3,6}[a-z]?(?![\w])|"
-    + _SPELLED_DIGIT + r"(?:[\s,-]+" + _SPELLED_DIGIT + r"){2,7})(?![\d/:.,]\d)(?!\s*(?:am|pm|a\.m|p\.m|%))"
+    r"(?P<value>(?:(?:star|pound|hash)\s+)?[#*]?\d(?:[ -]?\d){2,7}(?:\s?[#*]|\s+(?:star|pound))?(?![\d*#])|[#*]\d{3,8}[#*]?|"
+    r"\d{1,4}[*#]\d{1,4}[*#]?|[a-z]?\d{3,6}[a-z]?(?![\w])|"
+    + _SPELLED_DIGIT + r"(?:[\s,-]+" + _SPELLED_DIGIT + r"){2,7})(?![\d/:.,]\d)"
+    r"(?!\s*(?:am|pm|a\.m|p\.m|%|guests|people|ppl|adults|kids))"
 )
-_CODE_VERBS = r"(?:is|was|will\s+be|should\s+be|is\s+set\s+to|=|:|-|reads|of|es|y\s+el\s+de\s+la\s+\w+)"
+_CODE_VERBS = r"(?:is|was|will\s+be|should\s+be|is\s+set\s+to|=|:|-|,|reads|of|es|y\s+el\s+de\s+la\s+\w+)"
 
 
 def access_code_recognizer() -> RegexValueRecognizer:
@@ -252,7 +254,8 @@ def _not_a_time_or_price(value: str) -> bool:
 
 # US numbers in every common format: dots, spaces, dashes, slashes, +1 / 1- / 1., parentheses, extensions.
 _US_PHONE = (
-    r"(?<![\w+])(?P<value>(?:\+?1[\s.-]?)?(?:\(\s*[2-9]\d{2}\s*\)|[2-9]\d{2})[\s./-]{0,2}[2-9]\d{2}[\s.-]?\d{4}"
+    r"(?<![\w+])(?P<value>(?:\+?1[\s.-]?)?(?:\(\s*[2-9]\d{2}\s*\)|[2-9]\d{2})(?:[ \t]?[./-][ \t]?|[ \t]{1,2}|)[2-9]\d{2}"
+    r"(?:[ \t]?[.-][ \t]?|[ \t]|)\d{4}"
     r"(?:\s*(?:x|ext\.?|extension|#)\s*\d{1,5})?)(?!\d|-\d)"
 )
 # International: "+234 803 555 0142", "+86 138-0013-8000", "+44 (0)20 7946 0958", "0044 20 7946 0958".
@@ -261,7 +264,8 @@ _INTERNATIONAL_PHONE = (
 )
 # Any other run of 7 to 15 digits written like a phone ("06-82237745", "730 064 218", "(07700)553419").
 # (within one line: a postal code above a phone is no part of it)
-_DIGIT_RUN = r"(?<![\w+.$/:,-])(?P<value>\(?\d{2,5}\)?(?:[ \t.-]{0,2}\d{2,5}){1,4})(?![\w/:]|[.,]\d)"
+# (a period then a space ends a sentence: "Long Beach 90802. 50 ppl" is a ZIP and a count)
+_DIGIT_RUN = r"(?<![\w+.$/:,-])(?P<value>\(?\d{2,5}\)?(?:(?:[ \t]?-[ \t]?|[ \t]{1,2}|\.|-{2}|)\d{2,5}){1,4})(?![\w/:]|[.,]\d)"
 _SPELLED_PHONE = (
     r"(?i)(?<![\w])(?P<value>(?:\d{3}[\s.-]+)?" + _SPELLED_DIGIT + r"(?:[\s,.-]+(?:" + _SPELLED_DIGIT
     + r"|double\s+" + _SPELLED_DIGIT + r")){3,12})(?![\w])"

@@ -217,6 +217,9 @@ def _locality_line(text: str, start: int, end: int) -> bool:
 
 
 # Countries that are also common given names: places only where the text says so.
+# Letters after a name in a signature ("RN, BSN"); not "Ma" or "Do", which are surnames too.
+_CREDENTIALS = frozenset(["rn", "bsn", "msn", "lpn", "np", "md", "dds", "dmd", "phd", "edd", "jd", "esq", "cpa", "mba", "pmp",
+                          "lcsw", "mft", "cna", "emt", "pharmd", "dvm", "cfp", "shrm"])
 COUNTRIES_THAT_ARE_NAMES = frozenset(["chad", "jordan", "georgia", "india", "israel", "kenya", "america", "trinidad"])
 _STATE_CODES = frozenset(
     ["al", "ak", "az", "ar", "ca", "co", "ct", "de", "fl", "ga", "hi", "id", "il", "in", "ia", "ks", "ky", "la", "me", "md", "ma", "mi", "mn", "ms", "mo", "mt", "ne", "nv", "nh", "nj", "nm", "ny", "nc", "nd", "oh", "ok", "or", "pa", "ri", "sc", "sd", "tn", "tx", "ut", "vt", "va", "wa", "wv", "wi", "wy", "dc"]
@@ -305,8 +308,8 @@ class NameEvidence:
         lower = word.lower().strip("'’-.")
         if lower in STOPWORDS or lower in DAYS_AND_MONTHS or lower in TITLES or lower in HOLIDAYS or lower in UNIT_WORDS:
             return True
-        if word.isupper() and lower in _STATE_CODES:
-            return True  # "CA", "TX"
+        if (word.isupper() and lower in _STATE_CODES) or lower in _CREDENTIALS:
+            return True  # "CA", "TX"; "RN, BSN" under a signature
         if cued and word[:1].isupper():
             return False
         return lower in self.keep_words or lower in ORDINARY or any(
@@ -503,7 +506,7 @@ class CueNameRecognizer(EntityRecognizer):
         self.signoff = re.compile(rf"(?:^|(?<=\n)|(?<=\s))[-–—~]\s*{_ANY_NAME}\s*$")
         # someone addressed: "Thanks Madison!", "Congratulations to Dakota!" (a place is never thanked)
         self.addressed = re.compile(rf"(?<![\w])(?i:thanks|thank\s+you|hi|hello|hey|dear|welcome(?:\s+back)?|congrats|"
-                                    rf"congratulations(?:\s+to)?|sorry|great|perfect|got\s+it|sure|okay|ok|bye),?\s+"
+                                    rf"congratulations(?:\s+to)?|congrats\s+to|sorry|great|perfect|got\s+it|sure|okay|ok|bye),?\s+"
                                     rf"(?P<value>{_CAPITALISED}(?:\s+{_CAPITALISED})?)(?=\s*[,.!?:;]|\s*$)")
         # a speaker's name heading a line of dialogue ("Odalys: are we still on?") or someone addressed at
         # the start of a message ("Odalys, can you...")
@@ -515,6 +518,9 @@ class CueNameRecognizer(EntityRecognizer):
                                 rf"birthday|bday|graduation|wedding|quincea[nñ]era|retirement|shower|husband|wife|mom|"
                                 rf"mother|dad|father|son|daughter|kids?|children|parents|sister|brother|fianc[eé]e?|"
                                 rf"boyfriend|girlfriend|partner)\b)")
+        # a first name hailed at the end of a clause or given after "I'm", even a menu word's ("Love it, Ginger!",
+        # "Hi I'm Ginger!")
+        self.hailed = re.compile(rf"(?:,[ \t]+|(?<![\w])(?i:i'?m|i\s+am)[ \t]+)(?P<value>{_CAPITALISED})(?=[ \t]*!|[ \t]*[.,]?[ \t]*$)")
         # a middle initial between two capitalised words ("Odalys K Brennan", "Tom R. Okafor")
         self.initial = re.compile(rf"(?<![\w'’-])(?P<value>{_CAPITALISED}[ \t]+[A-Z]\.?[ \t]+{_CAPITALISED})(?![\w'’-])")
         super().__init__(supported_entities=["PERSON"], name="NameCueRecognizer", supported_language="en")
@@ -531,6 +537,11 @@ class CueNameRecognizer(EntityRecognizer):
                 start, end = match.span("value")
                 if self._name_by_shape(text, start, end, rare_enough=pattern is not self.speaker):
                     results.append(RecognizerResult("PERSON", start, end, 0.7))
+        for match in self.hailed.finditer(text):
+            word = match.group("value")
+            if (word.lower() in self.evidence.lexicon.first and self.evidence.lexicon.zipf(word) < 5.0
+                    and not self.evidence.never_a_name(word, cued=True) and not is_place_or_thing(text, *match.span("value"))):
+                results.append(RecognizerResult("PERSON", *match.span("value"), 0.7))
         for match in self.initial.finditer(text):
             first, _, last = match.group("value").split()[0], None, match.group("value").split()[-1]
             rare = all(self.evidence.lexicon.zipf(word) < RARE_WORD_ZIPF for word in (first, last))
@@ -543,7 +554,9 @@ class CueNameRecognizer(EntityRecognizer):
             for match in pattern.finditer(text):
                 span = self._name_span(text, match.start("value"), match.end("value"), strong,
                                        from_end=pattern is self.here)
-                if span is not None and not (in_place_context(text, *span) or (not strong and is_place_or_thing(text, *span))):
+                # "Congratulations to Hunter": nobody congratulates a town, so only "in", "from" or a state say place
+                if span is not None and not (in_place_context(text, *span, surely=pattern is self.addressed)
+                                             or (not strong and is_place_or_thing(text, *span))):
                     results.append(RecognizerResult("PERSON", *span, score))
         return results
 
@@ -582,8 +595,10 @@ class CueNameRecognizer(EntityRecognizer):
         if lower in PARTICLES:
             return not first
         if strong:
-            return (self.evidence.lexicon.is_name(word) or self.evidence.lexicon.zipf(word) < COMMON_WORD_ZIPF
-                    or (word[:1].isupper() and self.evidence.lexicon.is_name(word, allow_ordinary=True)))
+            zipf = self.evidence.lexicon.zipf(word)
+            if not word[:1].isupper():  # "this is kind of a long story": a lower-case everyday word is no name
+                return zipf < COMMON_WORD_ZIPF or (self.evidence.lexicon.is_name(word) and zipf < SENTENCE_START_NAME_ZIPF)
+            return self.evidence.lexicon.is_name(word, allow_ordinary=True) or zipf < COMMON_WORD_ZIPF
         if word[:1].isupper():
             return self.evidence.lexicon.is_name(word, allow_ordinary=True)
         return self.evidence.lexicon.is_name(word) and self.evidence.lexicon.zipf(word) < COMMON_WORD_ZIPF

@@ -29,6 +29,7 @@ from hibachi_lab.config import StrictConfig
 from hibachi_lab.errors import BadInput
 from hibachi_lab.files import shareable_path, write_text_atomic
 from hibachi_lab.pii.detectors import (
+    _SUFFIXES,
     ACCESS_CODE,
     DATE_OF_BIRTH,
     DRIVER_LICENSE,
@@ -52,6 +53,7 @@ from hibachi_lab.pii.names import (
     NOT_NAMES,
     PARTICLES,
     RARE_WORD_ZIPF,
+    UNIT_WORDS,
     CheckedSpacyRecognizer,
     CueNameRecognizer,
     LexiconNameRecognizer,
@@ -60,6 +62,7 @@ from hibachi_lab.pii.names import (
     big_places,
     in_place_context,
     name_lexicon,
+    places,
     words_of,
 )
 from hibachi_lab.progress import progress_bar
@@ -430,11 +433,37 @@ _AFTER_STREET = re.compile(r"[ \t]*,?[ \t]*(?:\n[^\w\n]*)?")
 def _without_towns_after_streets(text: str, spans: list[Span]) -> list[Span]:
     """The words right after a street line, past a comma or a line break, are its town ("40 Pine St, Keswick",
     "Brekkustig 80\nHafnarfjordur"): no person, whatever else read them as one."""
+    spans = [_street_before_its_town(text, span) if span.entity_type == STREET_ADDRESS else span for span in spans]
     ends = [span.end for span in spans if span.entity_type == STREET_ADDRESS]
     if not ends:
         return spans
     return [span for span in spans if span.entity_type != "PERSON" or span.source == "NameCueRecognizer" or not any(
         end <= span.start and _AFTER_STREET.fullmatch(text, end, span.start) for end in ends)]
+
+
+_STREET_WORD = re.compile(rf"(?i:{_SUFFIXES})\.?")
+
+
+def _street_before_its_town(text: str, span: Span) -> Span:
+    """A street line written without a comma before its town ends at the street word the town follows:
+    "12871 Brookhurst Way | Garden Grove 92840", "1043 Ski Run Blvd | South Lake Tahoe 96150"; and a complete
+    street line ends at its line break ("88 Harbor Bay W | \nAlameda, CA": Alameda is a street word too)."""
+    line = text[span.start : span.end].split("\n")[0].rstrip()
+    if len(line) < span.end - span.start and re.search(rf"(?i:\b(?:{_SUFFIXES})\.?(?:\s+[NSEW]\.?)?)$", line):
+        span = span._replace(end=span.start + len(line))
+    words = list(re.finditer(r"[^\W\d_][\w'’.-]*", text[span.start : span.end]))
+    following = re.findall(r"[^\W\d_][\w'’-]*", text[span.end : span.end + 40])[:2]
+    for index, word in enumerate(words[:-1]):
+        if not _STREET_WORD.fullmatch(word.group()):
+            continue
+        tail = [later.group() for later in words[index + 1 :]]
+        if any(later.lower().strip(".") in UNIT_WORDS for later in tail):
+            continue  # "3006 Lakeview Street Apt 213": the unit belongs to the street
+        # a town of two words or more ("Street" and "Apt" are towns somewhere too)
+        if any(" ".join(tail + following[:extra]).lower() in places() for extra in range(len(following) + 1)
+               if len(tail) + extra >= 2):
+            return span._replace(end=span.start + word.end())
+    return span
 
 
 _LISTED = r"(?:,\s*(?:and\s+|&\s+)?|\s+(?:and|&|or|y)\s+)"
