@@ -448,8 +448,11 @@ def _street_before_its_town(text: str, span: Span) -> Span:
     """A street line written without a comma before its town ends at the street word the town follows:
     "12871 Brookhurst Way | Garden Grove 92840", "1043 Ski Run Blvd | South Lake Tahoe 96150"; and a complete
     street line ends at its line break ("88 Harbor Bay W | \nAlameda, CA": Alameda is a street word too)."""
-    line = text[span.start : span.end].split("\n")[0].rstrip()
-    if len(line) < span.end - span.start and re.search(rf"(?i:\b(?:{_SUFFIXES})\.?(?:\s+[NSEW]\.?)?)$", line):
+    line, _, rest = text[span.start : span.end].partition("\n")
+    line = line.rstrip()
+    below = rest.strip()
+    unit_below = below.startswith("#") or below.split(" ")[0].lower().strip(".") in UNIT_WORDS  # "Road\n Apt. 079"
+    if rest and not unit_below and re.search(rf"(?i:\b(?:{_SUFFIXES})\.?(?:\s+[NSEW]\.?)?)$", line):
         span = span._replace(end=span.start + len(line))
     words = list(re.finditer(r"[^\W\d_][\w'’.-]*", text[span.start : span.end]))
     following = re.findall(r"[^\W\d_][\w'’-]*", text[span.end : span.end + 40])[:2]
