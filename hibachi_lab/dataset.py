@@ -45,7 +45,7 @@ datasets.disable_progress_bars()  # our own reports say what was written
 SPLITS = ("train", "eval", "gate")
 DROP_REASONS = ("excluded_intent", "provider_error", "fallback_apology", "empty_answer", "low_agreement",
                 "no_teacher_answer", "tool_call_turn", "too_long")
-REMOVED_REASONS = ("exact_duplicate", "near_duplicate", "intent_cap", "off_policy_reference")
+REMOVED_REASONS = ("exact_duplicate", "near_duplicate", "intent_cap", "off_policy_reference", "repeated_gate_prompt")
 DEFAULT_SYSTEM_PROMPT = (
     "You are the friendly assistant of My Hibachi, a hibachi catering business that brings a chef, grill and "
     "propane to the customer's home. Answer briefly and warmly, state prices and policies exactly, and book, "
@@ -387,6 +387,7 @@ def build(
     examples, removed = dedupe(examples, config.dedupe, engine)
     examples = examples.assign(split=assign_splits(examples, config.split))
     examples, removed["off_policy_reference"] = check_against_sheet(examples, config.policy_sheet)
+    examples, removed["repeated_gate_prompt"] = one_example_per_gate_prompt(examples)
 
     report = LeakChecker(pii_config).check(_texts_to_check(examples))
     if not report.passed:
@@ -413,6 +414,14 @@ def check_against_sheet(examples: pd.DataFrame, policy_sheet: str | None) -> tup
     examples = examples.assign(off_policy=[f"{v.rule}: {v.evidence}" if v else "" for v in found])
     reference = (examples["split"] == "gate") & (examples["off_policy"] != "")
     return examples[~reference].reset_index(drop=True), int(reference.sum())
+
+
+def one_example_per_gate_prompt(examples: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """A student answers each prompt once, so a gate prompt asked in two conversations (the same scrubbed
+    question with the same history) keeps its first example: two references would hold one answer to both."""
+    gate = examples["split"] == "gate"
+    repeated = gate & examples["prompt_id"].where(gate).duplicated(keep="first")
+    return examples[~repeated].reset_index(drop=True), int(repeated.sum())
 
 
 def _surrogate_spans(turn: dict) -> dict[str, list[tuple[int, int]]]:

@@ -178,3 +178,16 @@ def test_the_built_dataset_accounts_for_references_left_out(built):
     assert all(not answer for answer in result.splits["gate"]["off_policy"])
     assert summary["teacher_answers_off_policy"]["gate"] == 0
     assert set(summary["teacher_answers_off_policy"]) == {"train", "eval", "gate"}
+
+
+def test_a_prompt_asked_twice_keeps_one_gate_example_and_its_repeats_elsewhere_stay():
+    import pandas as pd
+
+    examples = pd.DataFrame({
+        "prompt_id": ["p1", "p1", "p2", "p1", "p3", "p3"],
+        "split": ["gate", "gate", "gate", "train", "train", "train"],
+        "conversation_id": ["c1", "c2", "c3", "c4", "c5", "c6"],
+    })
+    kept, repeated = dataset.one_example_per_gate_prompt(examples)
+    assert repeated == 1
+    assert kept["conversation_id"].tolist() == ["c1", "c3", "c4", "c5", "c6"]  # a student answers p1 once

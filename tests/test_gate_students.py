@@ -201,8 +201,9 @@ def test_a_copy_of_the_teacher_passes(sample_gate, engine, shipped_gate):
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_a_student_that_rewords_every_answer_passes(sample_gate, engine, shipped_gate, seed):
     answers = paraphrased(sample_gate, seed)
-    changed = sum(reply.answer != example["messages"][-1]["content"]
-                  for reply, example in zip(answers.values(), sample_gate, strict=True))
+    # keyed by prompt: two gate examples may share one (the same scrubbed question in two conversations)
+    changed = sum(answers[example["prompt_id"]].answer != example["messages"][-1]["content"]
+                  for example in sample_gate)
     assert changed > len(sample_gate) * 0.6
     decision = decide(sample_gate, answers, engine, shipped_gate)
     assert decision.passed, (decision.reasons, wrong_answers(decision))

@@ -89,6 +89,7 @@ def test_leak_rules_on_one_sentence(leak_checker, text, expected):
     ("what date is Will's birthday?", {NAME_LIKE_WORD}),
     ("We loved it, Tanya said so", {NAME_LIKE_WORD}),  # a top name that is also a small town, not in a place context
     ("we're out in Tracy, CA", set()),
+    ("the capital of France is Paris", set()),  # a top name that is a city wherever it stands
     ("is there a travel fee to San Jose - <PERSON_1>", set()),
     ("Good afternoon, Sure! Name is <PERSON_1>", set()),
     ("the invoice goes to Ms. <PERSON_1>", set()),

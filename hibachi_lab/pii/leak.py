@@ -35,6 +35,7 @@ from hibachi_lab.pii.names import (
     STOPWORDS,
     TITLES,
     _zipf,
+    big_places,
     in_place_context,
     name_lexicon,
     places,
@@ -269,13 +270,13 @@ class LeakChecker:
         if lower in self.keep or lower in DAYS_AND_MONTHS or lower in NOT_NAMES or lower in TITLES:
             return False
         # A typo ("Plase") is no leak: the word must be someone's name somewhere. A country's top-300
-        # name ("Tanya") is a name mid-sentence however often it is written, unless the words around it make
-        # it a town ("in Tracy", "Tracy, CA").
+        # name ("Tanya", a small town too) is a name mid-sentence however often it is written, unless it is a
+        # city ("Paris", "Austin") or the words around it make it a town ("in Tracy", "Tracy, CA").
         lexicon = name_lexicon()
         if _part_of_a_place(text, start, word):
             return False
         if lower in lexicon.top:
-            return not in_place_context(text, start, start + len(word))
+            return lower not in big_places() and not in_place_context(text, start, start + len(word))
         return lower not in places() and _zipf(word) < 3.0 and lexicon.is_name(word)
 
     def check(self, records: Iterable[tuple[str, str, str, list[tuple[int, int]]]]) -> LeakReport:
