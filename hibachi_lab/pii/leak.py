@@ -105,8 +105,8 @@ _CAPITALISED_STREET = re.compile(
 # script ("<PERSON_1> (박민서)").
 _PERSON = r"<PERSON_\d+>"
 _CONTACT = r"<(?:PHONE_NUMBER|EMAIL_ADDRESS)_\d+>"
-_PERSON_AT = re.compile(r"<PERSON_\d+>")
 _NAME_WORD = r"[A-Z][\w'’]+(?:-[A-Z][\w'’]+)?"
+_PERSON_AT = re.compile(_PERSON)
 _BESIDE_FOUND = re.compile(
     rf"(?P<before>{_NAME_WORD})(?=(?:\s*(?:,|&|\band\b)\s*|[–-]){_PERSON}|\s+(?:at|@|:|-|–|=)?\s*{_CONTACT})"
     rf"|(?:{_PERSON}(?:\s*(?:,|&|[–-])\s*(?:and\s+)?|\s+and\s+|[ \t]+)|{_CONTACT}\s+(?:for|is)\s+)(?P<after>{_NAME_WORD})"
@@ -127,6 +127,8 @@ _NOT_A_CODE_BEFORE = re.compile(r"(?i)(?:\b(?:al|ak|az|ar|ca|co|ct|de|fl|ga|hi|i
                 r"\buntil|\bby|\bclass\s+of|<STREET_ADDRESS_\d+>,?)\s*$")
 _MARKERS = re.compile(r"(?<![\w@.])@[A-Za-z][\w.-]{2,}|(?<![\w$])\$[A-Za-z][\w-]{2,}|" + OBFUSCATED_EMAIL,
                       re.IGNORECASE)
+# Words that are never a name in any rule below: function words, titles, days and months.
+_EVERYDAY = STOPWORDS | TITLES | DAYS_AND_MONTHS
 # Words a caterer's chat uses that no dictionary of English words holds.
 _BUSINESS = frozenset(
     ["hibachi", "teppanyaki", "teriyaki", "yakitori", "gyoza", "edamame", "yum", "sake", "miso", "wasabi", "shishito", "habachi", "mahalo", "venmo", "zelle", "cashapp", "paypal", "costco", "chase", "amex", "visa", "mastercard", "discover", "stripe", "square", "kaggle", "colab", "ok", "okay", "hiya", "thx", "pls", "plz", "bbq", "hmu", "lol", "omg", "tbh", "btw", "asap", "rsvp", "fyi"]
@@ -180,6 +182,7 @@ class LeakChecker:
 
         config = config or PiiConfig()
         self.keep = frozenset(word.lower() for word in config.keep_words) | _BUSINESS
+        self.never_names = self.keep | _EVERYDAY  # built once: the rules below ask for every word they weigh
         analyzer = AnalyzerEngine(registry=leak_recognizers(), nlp_engine=_shared_nlp_engine(config.spacy_model),
                                   supported_languages=["en"])
         self.detector = Detector(analyzer, [*_PRESIDIO_TYPES, CONTACT_MARKER], config.leak_check.score_threshold,
@@ -219,7 +222,7 @@ class LeakChecker:
         for match in _INITIALS_OR_SIGNOFF.finditer(text):
             group = "signed" if match.group("signed") else "initials"
             words = match.group(group).replace(".", " ").split()
-            if not any(word.lower() in self.keep | STOPWORDS | TITLES | DAYS_AND_MONTHS for word in words):
+            if not any(word.lower() in self.never_names for word in words):
                 found.append((match.start(group), match.end(group), NAME_LIKE_WORD))
         lexicon = name_lexicon()
         for match in _ADDRESSED.finditer(text):
@@ -230,13 +233,13 @@ class LeakChecker:
                 if lexicon.is_name(word) and _zipf(word) < 5.0:
                     found.append((*match.span(group), NAME_LIKE_WORD))
             elif group in ("called", "owner"):
-                if word.lower() not in STOPWORDS | TITLES | DAYS_AND_MONTHS | _BUSINESS and not in_place_context(
+                if word.lower() not in _EVERYDAY and word.lower() not in _BUSINESS and not in_place_context(
                         text, *match.span(group)) and (group == "called" or word.lower() not in self.keep):
                     found.append((*match.span(group), NAME_LIKE_WORD))
             elif group == "named" and word.lower() not in self.keep | TITLES or (
                     (lexicon.is_name(last, allow_ordinary=True) or last.isupper()) and last.lower() not in self.keep
                     and (_zipf(last) < 4.5 or last.lower() in lexicon.top)
-                    and last.lower() not in TITLES | STOPWORDS | DAYS_AND_MONTHS):
+                    and last.lower() not in _EVERYDAY):
                 found.append((match.start(group), match.end(group), NAME_LIKE_WORD))
         return list(dict.fromkeys(found))  # one finding per span and rule, however many rules saw it
 
@@ -250,12 +253,12 @@ class LeakChecker:
         lacks it), and no place or everyday word explains it ("Rod", "Makana", "Jean-Robert"; not "Sunday",
         "Fresno", "Thanks", nor a typo before a phone: "Phne")."""
         parts = word.lower().split("-")
-        if any(part in self.keep | STOPWORDS | TITLES | DAYS_AND_MONTHS for part in parts) or word.isupper():
-            return False
-        if _part_of_a_place(text, start, word) or in_place_context(text, start, start + len(word)) or (word.lower() in places()
-                                                                and word.lower() not in name_lexicon().top):
+        if any(part in self.never_names for part in parts) or word.isupper():
             return False
         lexicon = name_lexicon()
+        if _part_of_a_place(text, start, word) or in_place_context(text, start, start + len(word)) or (
+                word.lower() in places() and word.lower() not in lexicon.top):
+            return False
         return all(part in lexicon.top or (lexicon.is_name(part) and _zipf(part) < 4.5)
                    or (rare_is_enough and _zipf(part) < 3.0) for part in parts)
 

@@ -442,6 +442,7 @@ def _without_towns_after_streets(text: str, spans: list[Span]) -> list[Span]:
 
 
 _STREET_WORD = re.compile(rf"(?i:{_SUFFIXES})\.?")
+_ENDS_WITH_STREET_WORD = re.compile(rf"(?i:\b(?:{_SUFFIXES})\.?(?:\s+[NSEW]\.?)?)$")
 
 
 def _street_before_its_town(text: str, span: Span) -> Span:
@@ -452,7 +453,7 @@ def _street_before_its_town(text: str, span: Span) -> Span:
     line = line.rstrip()
     below = rest.strip()
     unit_below = below.startswith("#") or below.split(" ")[0].lower().strip(".") in UNIT_WORDS  # "Road\n Apt. 079"
-    if rest and not unit_below and re.search(rf"(?i:\b(?:{_SUFFIXES})\.?(?:\s+[NSEW]\.?)?)$", line):
+    if rest and not unit_below and _ENDS_WITH_STREET_WORD.search(line):
         span = span._replace(end=span.start + len(line))
     words = list(re.finditer(r"[^\W\d_][\w'’.-]*", text[span.start : span.end]))
     following = re.findall(r"[^\W\d_][\w'’-]*", text[span.end : span.end + 40])[:2]
