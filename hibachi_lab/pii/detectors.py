@@ -216,7 +216,7 @@ _CODE = (
     r"(?P<value>(?:(?:star|pound|hash)\s+)?[#*]?\d(?:[ -]?\d){2,7}(?:\s?[#*]|\s+(?:star|pound))?(?![\d*#])|[#*]\d{3,8}[#*]?|"
     r"\d{1,4}[*#]\d{1,4}[*#]?|[a-z]?\d{3,6}[a-z]?(?![\w])|"
     + _SPELLED_DIGIT + r"(?:[\s,-]+" + _SPELLED_DIGIT + r"){2,7})(?![\d/:.,]\d)"
-    r"(?!\s*(?:am|pm|a\.m|p\.m|%|guests|people|ppl|adults|kids))"
+    r"(?!\s*(?:am|pm|a\.m|p\.m|%))"
 )
 _CODE_VERBS = r"(?:is|was|will\s+be|should\s+be|is\s+set\s+to|=|:|-|,|reads|of|es|y\s+el\s+de\s+la\s+\w+)"
 
