@@ -88,11 +88,14 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
     ("distance", rf"\b(?P<n>{NUMBER})[\s-]?(?P<unit>miles?|mi\b|km\b|kilometers?|kilometres?)"),
     ("age", rf"\b(?:under|below|younger than)\s+(?:the\s+)?(?:age\s+(?:of\s+)?)?(?P<n>{NUMBER})\b"),
     ("age", rf"\b(?:ages?\s+)?(?P<n>{NUMBER})\s?(?:\+|(?:years? old\s+)?(?:and|&|or)\s+(?:up|older|over|above)\b)"),
+    # "12 and under" is "under 13": an age is stored as the first age that does not count ("under 12" → 12).
+    ("age_through", rf"\b(?:ages?\s+)?(?P<n>{NUMBER})\s?(?:years? old\s+)?(?:and|&|or)\s+(?:under|younger|below)\b"),
     ("count", (rf"\b(?P<n>{NUMBER})\s+(?:of (?:our|my|the|your|their) )?(?:(?:more|extra|additional|total|hungry|adult|kid)\s+)?"
               r"(?P<noun>guests?|people|persons?|adults?|kids?|children|ppl|pax|heads?|chefs?|grills?)\b")),
     # "your party for 50", "a table for 12": the guests counted by what they make up. Times, money and
     # durations ("a party for 2 hours") are claimed by the patterns above first.
-    ("count", rf"\b(?:party|group|table|reservation|booking|event|gathering) (?:of|for) (?P<n>{NUMBER})\b"),
+    ("count", rf"\b(?:party|group|table|reservation|booking|event|gathering|dinner|lunch|brunch|meal|cookout|"
+              rf"celebration|feast) (?:of|for) (?P<n>{NUMBER})\b(?!\s*(?:[ap]\.?m\b|:\d|o'clock))"),
 ]]
 _DURATION_HOURS = {"minute": 1 / 60, "min": 1 / 60, "hour": 1, "hr": 1, "day": 24, "week": 168, "month": 720,
                    "fortnight": 336, "overnight": 12}
@@ -174,6 +177,8 @@ def _value(kind: str, match: re.Match) -> tuple[float | str, bool] | None:
     if kind == "distance":
         miles = number_value(groups["n"])
         return miles * (0.621371 if groups["unit"].lower().startswith("k") else 1), False
+    if kind == "age_through":
+        return number_value(groups["n"]) + 1, False
     return number_value(groups["n"]), False
 
 
@@ -216,7 +221,7 @@ def quantities(text: str) -> Iterator[tuple[str, float | str, bool, int, int]]:
                 continue
             taken.append((start, end))
             if kind != "frequency":
-                yield kind, value[0], value[1], start, end
+                yield ("age" if kind == "age_through" else kind), value[0], value[1], start, end
 
 
 # --------------------------------------------------------------------------- clauses and negation
@@ -293,9 +298,16 @@ _COUNTED_BACK = re.compile(r"'?\s*(?:or (?:more|longer)\s+)?(?:before|ahead|prio
                            re.IGNORECASE)
 
 
-def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy, cue_reach: int) -> str:
+# Two values joined like this make one range and share their cue: "start between 5pm and 8pm".
+_RANGE = re.compile(r"\s*(?:-|–|to|and|through|or|until|till)\s*", re.IGNORECASE)
+
+
+def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy, cue_reach: int,
+          others: list[tuple[int, int]] = ()) -> str:
     """The policy role of the same kind whose cue is nearest the quantity in its clause, else the kind (at equal
-    distance, the role listed first on the sheet)."""
+    distance, the role listed first on the sheet). A cue with another value of the kind (``others``) between
+    it and the quantity belongs to that value, unless the two make a range: in "$840 for food ($720 adults
+    ...)" "adults" prices $720."""
     best, best_distance = kind, None
     counted_back = bool(_COUNTED_BACK.match(clause, end))
     for role, rule in policy.facts.items():
@@ -306,6 +318,9 @@ def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy, 
                 if match.start() < end and start < match.end():
                     continue
                 low, high = (match.end(), start) if match.end() <= start else (end, match.start())
+                if any(low <= other_start < high and not _RANGE.fullmatch(clause[min(other_end, end):max(other_start, start)])
+                       for other_start, other_end in others):
+                    continue
                 between = clause[low:high]
                 distance = (high - low) + _CLAUSE_PENALTY * len(CLAUSE_BREAK.findall(between))
                 if distance > cue_reach:
@@ -422,11 +437,14 @@ def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> An
     facts = AnswerFacts(polarity=polarity(text), says_free=bool(FREE.search(text) or _FREE_WORD.search(text)))
     header_party = None
     for offset, clause in clauses(text):
-        for kind, value, either_half, start, end in quantities(clause):
+        found = list(quantities(clause))
+        for kind, value, either_half, start, end in found:
             per = _PER.match(clause, end) if kind == "money" else None
             word = (per.group(1) or per.group(2)).lower() if per else ""
             unit = _PER_UNIT.get(word.rstrip("s"), _PER_UNIT.get(word)) if per else None
-            role = _role(kind, start, end, clause, policy, cue_reach) if kind not in ("date", "weekday", "count") else kind
+            others = [(s, e) for k, *_, s, e in found if k == kind and s != start]
+            role = _role(kind, start, end, clause, policy, cue_reach, others) \
+                if kind not in ("date", "weekday", "count") else kind
             if kind == "count" and value == 1 and _CAPACITY.match(clause, end):
                 continue  # "one chef can cook for 20" states a capacity, not how many come
             if kind == "count":

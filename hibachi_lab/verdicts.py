@@ -334,8 +334,12 @@ class Judge:
                 positive = closest[0] if part.negated else part
                 if not positive.borrowed:
                     return Verdict("wrong_fact", "negation", part.text.strip())
-            if part.negated and len(part.words) >= _MIN_CLAUSE_WORDS and not closest and any(
-                    part.words <= other.words and not other.sentence_negated for other in teacher_parts):
+            if len(part.words) < _MIN_CLAUSE_WORDS or closest:
+                continue
+            # A negated part whose words all stand in one plain teacher sentence, unless the teacher
+            # negates one of them too (the student may be saying that negation in other words).
+            if part.negated and any(part.words <= other.words and not other.sentence_negated for other in teacher_parts) \
+                    and not any(other.negated and part.words & other.words for other in teacher_parts):
                 return Verdict("wrong_fact", "negation", part.text.strip())
         return None
 
@@ -433,8 +437,9 @@ _SAME_SENTENCE = 0.7  # calibrated like _SAME_CLAUSE; lower thresholds rejected 
 
 
 def _lead(sentence: str, fact: Fact) -> str | None:
-    """The content word just before a value (two words back at most), cut like :func:`_stems`."""
-    before = re.findall(r"[a-z']+", sentence[: fact.start].lower())[-2:]
+    """The content word just before a value (two words back at most, never past another number: in
+    "9am-9pm" the 9pm has no lead of its own), cut like :func:`_stems`."""
+    before = re.findall(r"[a-z']+", re.split(r"\d", sentence[: fact.start])[-1].lower())[-2:]
     stems = [word[:5] for word in before if word not in _STOPWORDS and len(word) > 2]
     return stems[-1] if stems else None
 
@@ -450,6 +455,10 @@ _SENTENCE_BREAK = re.compile(r"[.!?](?=\s|$)|(?<!\d)[.!?](?!\d)|[;\n•]|(?:^|\s
 # line up: "gratuity is optional" says "gratuity is not required", the flip of "... is mandatory"; and
 # "we don't charge for it", "without charge", "doesn't cost extra" all say "free".
 _NOT_FREE = r"(?:not|n't|never)\s+(?:\w+\s+){0,3}?(?:free|complimentary)\b"
+# "You can't reschedule at no charge" is a charge: the negation governs the free phrase after it. The
+# words between stay, so the clause still pairs with the teacher's "you can reschedule at no charge".
+_NOT_AT_NO_CHARGE = re.compile(r"(?:\bnot|n't|\bnever)(\s+(?:\w+\s+){0,3}?)(?:at no (?:extra |additional )?(?:charge|cost)|"
+                               r"free of charge|without (?:any )?(?:extra |additional )?(?:charge|cost|fee))\b", re.IGNORECASE)
 _FREE_WORDS = (r"\b(?:(?:do|does|will|would)(?:n't| not)|won't|never) (?:charge|cost)(?: (?:you|anything|extra|more))*\b"
                r"|\bwithout (?:any )?(?:extra |additional )?(?:charge|cost|fee)\b|(?<![-\w])free\b(?!-)")
 _POLAR_WORDS = [
@@ -457,6 +466,7 @@ _POLAR_WORDS = [
     (re.compile(r"\b(?:mandatory|compulsory|obligatory)\b", re.IGNORECASE), "required"),
     # "Free" is "no charge" however it is put, and "not free" is a charge.
     (re.compile(_NOT_FREE, re.IGNORECASE), " charge "),
+    (_NOT_AT_NO_CHARGE, r" \1 charge "),
     (facts.FREE, " no charge "),
     (re.compile(_FREE_WORDS, re.IGNORECASE), " no charge "),
     (re.compile(r"\b(?:fees?|costs?|charges?|surcharges?|charged)\b", re.IGNORECASE), "charge"),

@@ -226,7 +226,10 @@ def test_correct_answers_the_added_rules_must_not_reject(judge, question, teache
     # the adult and child prices traded places
     (TEACHER, TEACHER.replace("$60 per adult and $30 per child", "$30 per adult and $60 per child"), "adult_price"),
     # a value the teacher gave to one thing, put on another in the same sentence
-    ("The chef arrives at 5:30 PM for your 6 PM start.", "The chef arrives at 6 PM for your 5:30 PM start.", "moved:time"),
+    ("The chef arrives at 5:30 PM. Dinner is served at 6 PM.", "The chef arrives at 6 PM. Dinner is served at 5:30 PM.",
+     "moved:time"),
+    # ... and in one sentence, where the cue word after the second value is the second value's
+    ("The chef arrives at 5:30 PM for your 6 PM start.", "The chef arrives at 6 PM for your 5:30 PM start.", "time"),
     # the refund turned around by a prefix negation in its own part of the sentence
     ("Cancel 10 days out and the deposit is refundable.", "Cancel 10 days out and the deposit is non-refundable.",
      "negation"),
