@@ -94,8 +94,8 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
               r"(?P<noun>guests?|people|persons?|adults?|kids?|children|ppl|pax|heads?|chefs?|grills?)\b")),
     # "your party for 50", "a table for 12": the guests counted by what they make up. Times, money and
     # durations ("a party for 2 hours") are claimed by the patterns above first.
-    ("count", rf"\b(?:party|group|table|reservation|booking|event|gathering|dinner|lunch|brunch|meal|cookout|"
-              rf"celebration|feast) (?:of|for) (?P<n>{NUMBER})\b(?!\s*(?:[ap]\.?m\b|:\d|o'clock))"),
+    ("count", (rf"\b(?:party|group|table|reservation|booking|event|gathering|dinner|lunch|brunch|meal|cookout|"
+               rf"celebration|feast) (?:of|for) (?P<n>{NUMBER})\b(?!\s*(?:[ap]\.?m\b|:\d|o'clock))")),
 ]]
 _DURATION_HOURS = {"minute": 1 / 60, "min": 1 / 60, "hour": 1, "hr": 1, "day": 24, "week": 168, "month": 720,
                    "fortnight": 336, "overnight": 12}
@@ -288,7 +288,8 @@ class AnswerFacts:
         return not (self.quantities or self.provision or self.claims)
 
 
-CLAUSE_BREAK = re.compile(r",|\band\b|\bor\b|\bthen\b|:|\(|\)", re.IGNORECASE)
+_CLAUSE_BREAK_BUT_COLON = re.compile(r",|\band\b|\bor\b|\bthen\b|\(|\)", re.IGNORECASE)
+CLAUSE_BREAK = re.compile(_CLAUSE_BREAK_BUT_COLON.pattern + "|:", re.IGNORECASE)
 _CLAUSE_PENALTY = 25  # characters a comma or "and" counts for when tying a number to a cue across it
 CUE_REACH = 60  # a cue further away says nothing about the number ("two weeks later" is no arrival time)
 
@@ -427,6 +428,8 @@ def polarity(text: str) -> str | None:
     return "yes" if _YES.search(body) else "no" if _NO.search(body) else None
 
 
+_TIMES_BEFORE = re.compile(r"\d\s*(?:x|×|\*)\s*$", re.IGNORECASE)
+_TIMES_AFTER = re.compile(r"\s*(?:x|×|\*)\s*\d", re.IGNORECASE)
 _CAPACITY = re.compile(r"\s+(?:can|could|cooks?|handles?|serves?|covers?|tops|maxes|takes?)\b", re.IGNORECASE)
 _FREE_WORD = re.compile(r"\bfree\b", re.IGNORECASE)
 
@@ -435,16 +438,23 @@ def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> An
     """The facts of an answer; ``cue_reach``: how far (in characters) a role's cue word may stand from its value."""
     text = text or ""
     facts = AnswerFacts(polarity=polarity(text), says_free=bool(FREE.search(text) or _FREE_WORD.search(text)))
-    header_party = None
+    header_party = header_per = None
     for offset, clause in clauses(text):
+        # "Upgrades, priced per person:" says what the prices in the list items under it are per.
+        in_list = _LIST_ITEM_END.search(text[:offset]) or _LIST_ITEM_START.match(clause)
+        list_per = header_per if in_list else None
         found = list(quantities(clause))
         for kind, value, either_half, start, end in found:
             per = _PER.match(clause, end) if kind == "money" else None
             word = (per.group(1) or per.group(2)).lower() if per else ""
-            unit = _PER_UNIT.get(word.rstrip("s"), _PER_UNIT.get(word)) if per else None
+            unit = _per_unit(word) if per else list_per if kind == "money" else None
             others = [(s, e) for k, *_, s, e in found if k == kind and s != start]
             role = _role(kind, start, end, clause, policy, cue_reach, others) \
                 if kind not in ("date", "weekday", "count") else kind
+            if kind == "money" and role == kind and (_TIMES_BEFORE.search(clause[:start]) or _TIMES_AFTER.match(clause, end)):
+                # A factor in a product ("10 x $60") with no cue word: the sheet's price of that amount, if any.
+                role = next((name for name, rule in policy.facts.items()
+                             if rule.kind == "money" and rule.value == value), role)
             if kind == "count" and value == 1 and _CAPACITY.match(clause, end):
                 continue  # "one chef can cook for 20" states a capacity, not how many come
             if kind == "count":
@@ -453,12 +463,14 @@ def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> An
                     noun = "guests"  # "a party for 50": the number ends the phrase, and it counts guests
                 role = "count:" + _COUNT_NOUN.get(noun.rstrip("s"), _COUNT_NOUN.get(noun, noun))
             facts.quantities.append(Fact(kind, value, role, clause[start:end], offset + start, either_half, unit))
+        facts.quantities += _free_items(clause, offset, policy)
         provided = _provision(clause, policy, header_party)
         facts.provision |= provided
         # "We bring:" / "You provide:" heads the list items that follow it.
         parties = _parties(clause)
         if clause.rstrip().endswith(":"):
             header_party = parties[-1][2] if parties else header_party
+            header_per = _per_unit(per_word.group(1)) if (per_word := _PER_WORD.search(clause)) else None
         elif parties and _PROVIDING.search(clause):
             header_party = None  # a clause with its own provision ends the list ("- Chef" under "We bring:" does not)
         for name, claim in policy.claims.items():
@@ -469,8 +481,40 @@ def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> An
                 reach = clause[max(0, match.start() - _CLAIM_REACH) : match.start()]
                 # ... and stand in the same part of the clause: "gratuity isn't included, and travel is free".
                 reach = CLAUSE_BREAK.split(reach)[-1]
-                facts.claims[name] = not negated(reach + clause[match.start() : match.end()])
+                # A negation may follow in the same part, too: "shellfish-free isn't something we offer",
+                # or after a list label: "Nut-free kitchen: we can't guarantee it".
+                after = _CLAUSE_BREAK_BUT_COLON.split(clause[match.end() : match.end() + _CLAIM_REACH])[0]
+                facts.claims[name] = not negated(reach + clause[match.start() : match.end()] + after)
     return facts
 
 
+def _per_unit(word: str) -> str | None:
+    word = word.lower()
+    return _PER_UNIT.get(word.rstrip("s"), _PER_UNIT.get(word))
+
+
+_PER_WORD = re.compile(r"\bper[\s-]+(\w+)", re.IGNORECASE)
+# Text that ends where a list item begins: "\n- ", "• ", "\n2. ".
+_LIST_ITEM_END = re.compile(r"(?:^|\n)\s*(?:[-*•]|\d+[.)])\s*$|•\s*$")
+_LIST_ITEM_START = re.compile(r"\s*(?:[-*•]|\d+[.)])\s")
+
+
+def _free_items(clause: str, offset: int, policy: BusinessPolicy) -> list[Fact]:
+    """A priced item said to be free is a price of $0: "a free filet upgrade", "lobster is on the house".
+    Per-mile fees are left out: "free within 30 miles" is the free radius, not a fee of $0."""
+    found = []
+    for match in _FREE_ITEM.finditer(clause):
+        item = match.group("after") or match.group("before")
+        for role, rule in policy.facts.items():
+            if rule.kind == "money" and rule.per != "mile" and any(re.search(cue, item, re.IGNORECASE)
+                                                                   for cue in rule.cues):
+                found.append(Fact("money", 0.0, role, match.group(0), offset + match.start()))
+                break
+    return found
+
+
+# "free" right before the item (two words between at most), or the item right before "is free".
+_FREE_ITEM = re.compile(r"\b(?:free|complimentary)\s+(?P<after>(?:[\w-]+\s+){0,2}[\w-]+)"
+                        r"|(?P<before>[\w-]+(?:\s+[\w-]+){0,2})\s+(?:is|are|comes?)\s+(?:free|complimentary|on the house)\b",
+                        re.IGNORECASE)
 _CLAIM_REACH = 30  # characters before a claim that a negation may stand in ("we don't use peanuts")

@@ -46,6 +46,12 @@ _PROPER_NAME = re.compile(r"\b[A-Z][\w'&-]*(?:\s+(?:&\s+)?[A-Z0-9][\w'&-]*)+(?:\
 _REFERRAL = re.compile(r"\b(?:caterers?|catering|compan(?:y|ies)|business(?:es)?|elsewhere|another|other|cheaper|"
                        r"better (?:price|deal|fit|option)|easier|check (?:with|out)|try|recommend\w*|go with|"
                        r"reach out to|contact|call)\b", re.IGNORECASE)
+# Money moved: "I've already refunded your payment", "we waived the fee". (A cancelled booking is the
+# booking tools' business, and customers who ask to cancel are told it is done.)
+_DONE_ACTION = re.compile(r"\b(?:I|we)(?:'ve| have)?\s+(?:already\s+|just\s+|now\s+|gone ahead and\s+)?"
+                          r"(?:(refund|credit|waiv|discount|comp|reimburs)\w*ed\b|"
+                          r"issued (?:you )?(?:a |an |your )?(?:full |partial )?(refund|credit))", re.IGNORECASE)
+_APOLOGY = re.compile(r"\b(?:sorry|apologi[sz]e|apologies|regret)\b", re.IGNORECASE)
 _CALENDAR = frozenset(facts.MONTHS + ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
                                            "sunday", "i", "pm", "am", "usd"])
 
@@ -115,8 +121,10 @@ class Judge:
             lambda: self.non_answer(teacher, student, said_by_teacher, said_by_student, teacher_tool_calls),
             lambda: self.off_policy(said_by_student, said_by_teacher),
             lambda: self.wrong_fact(question, said_by_teacher, said_by_student),
+            lambda: self.promised_action(teacher, student),
             lambda: self.negation_flip(teacher, student),
             lambda: self.moved_fact(teacher, student),
+            lambda: self.swapped(teacher, student),
             lambda: self.missing_fact(said_by_teacher, said_by_student),
         )
         for check in checks:
@@ -188,9 +196,10 @@ class Judge:
         return None
 
     def _sentence_sentiment(self, text: str) -> list[float]:
-        # "No extra holiday charge" is good news that VADER reads as negative.
+        # "No extra holiday charge" is good news that VADER reads as negative, and an apology ("ugh, so
+        # sorry about that") is negative on the customer's side; rudeness inside one is left to the phrases.
         return [self._sentiment.polarity_scores(facts.FREE.sub("free", clause))["compound"]
-                for _, clause in facts.clauses(text)]
+                for _, clause in facts.clauses(text) if not _APOLOGY.search(clause)]
 
     # ----------------------------------------------------------------------- tool calls
 
@@ -314,6 +323,16 @@ class Judge:
             return Verdict("wrong_fact", "yes_no", f"answers {student.polarity}, teacher {teacher.polarity}")
         return None
 
+    @staticmethod
+    def promised_action(teacher: str, student: str) -> Verdict | None:
+        """A refund, credit or waiver the student says is done and the teacher never mentions: the
+        customer will act on it, and nobody did it."""
+        for match in _DONE_ACTION.finditer(student):
+            action = next(group for group in match.groups() if group)
+            if not re.search(rf"\b{action}", teacher, re.IGNORECASE):
+                return Verdict("wrong_fact", "action", match.group(0))
+        return None
+
     def negation_flip(self, teacher: str, student: str) -> Verdict | None:
         """A student clause that says what a teacher clause says, with the negation added or removed.
 
@@ -369,6 +388,38 @@ class Judge:
                 if wrong and not any(fact.same_value(t) for t in wrong):
                     return Verdict("wrong_fact", f"moved:{fact.kind}",
                                    f"{fact.text!r} where the teacher's sentence says {wrong[0].text!r}")
+        return None
+
+    def swapped(self, teacher: str, student: str) -> Verdict | None:
+        """Two things that traded places, which no number shows.
+
+        Within a sentence: "tamari in place of soy sauce" turned into "soy sauce in place of tamari".
+        Across sentences: two student sentences, each an edit of a different teacher sentence, trade
+        words ("we take the *balance* when you book" / "the *deposit* is paid on the day"); in a list,
+        an item's label paired with another item's text."""
+        for (wanted_first, wanted_second), (given_first, given_second) in (
+                (t, s) for t in _substitutions(teacher) for s in _substitutions(student)):
+            if given_first & wanted_second and given_second & wanted_first:
+                return Verdict("wrong_fact", "swapped", "the two sides of a substitution traded places")
+        labelled = _labelled_items(teacher)
+        for label, content in _labelled_items(student).items():
+            if label not in labelled:
+                continue
+            fits = {other: _jaccard(content, wanted) for other, wanted in labelled.items()}
+            best = max(fits, key=fits.get)
+            if best != label and fits[best] > fits[label] and fits[label] < _SAME_CLAUSE:
+                return Verdict("wrong_fact", "swapped", f"the item for {label!r} says what the teacher's says for {best!r}")
+        teacher_words = [_stems(sentence) - _PER_WORDS for sentence in _sentences(teacher)]
+        edits = []  # (teacher sentence, words added, words removed) per student sentence close to one
+        for sentence in _sentences(student):
+            words = _stems(sentence) - _PER_WORDS
+            fit, closest = max(((_jaccard(words, wanted), i) for i, wanted in enumerate(teacher_words)), default=(0, 0))
+            if fit >= _EDITED_SENTENCE:
+                edits.append((closest, words - teacher_words[closest], teacher_words[closest] - words, sentence))
+        for closest, added, removed, sentence in edits:
+            if any(other != closest and added & other_removed and other_added & removed
+                   for other, other_added, other_removed, _ in edits):
+                return Verdict("wrong_fact", "swapped", sentence.strip())
         return None
 
     def missing_fact(self, teacher: AnswerFacts, student: AnswerFacts) -> Verdict | None:
@@ -534,6 +585,32 @@ def _stems(text: str) -> set[str]:
     return {word[:5] for word in re.findall(r"[a-z']+", text.lower())
             if word not in _STOPWORDS and len(word) > 2 and not facts.NEGATION.fullmatch(word)
             and not word.endswith("n't")}
+
+
+# A student sentence this close to a teacher sentence (content words) is an edit of it.
+_EDITED_SENTENCE = 0.4
+# "$60 each" and "$60 per person" are one reading: these trade places in honest rewordings.
+_PER_WORDS = frozenset({"each", "per", "every", "person"})
+# "X in place of Y": the words just before and just after the phrase, within the clause.
+_SUBSTITUTION = re.compile(r"((?:[\w'-]+\s+){0,2}[\w'-]+)\s+(?:in place of|instead of|rather than|as a substitute for)\s+"
+                           r"((?:[\w'-]+\s+){0,2}[\w'-]+)", re.IGNORECASE)
+
+
+# A list item "Celiac guest: we cook gluten-free": a label, then what the answer says of it.
+_LABELLED_ITEM = re.compile(r"^\s*(?:[•*-]|\d+[.)])?\s*([^:\n]{1,40}):[ \t]*(\S[^\n]*)$", re.MULTILINE)
+
+
+def _labelled_items(text: str) -> dict[frozenset[str], frozenset[str]]:
+    items = {}
+    for match in _LABELLED_ITEM.finditer(text):
+        label, content = frozenset(_stems(match.group(1))), frozenset(_stems(match.group(2)))
+        if label and content:
+            items[label] = content
+    return items
+
+
+def _substitutions(text: str) -> list[tuple[set[str], set[str]]]:
+    return [(_stems(m.group(1)), _stems(m.group(2))) for m in _SUBSTITUTION.finditer(text)]
 
 
 def _content_overlap(teacher: str, student: str) -> float:

@@ -185,14 +185,15 @@ def test_a_24_hour_tool_time_equals_the_same_time_on_a_12_hour_clock(hour, minut
     assert not same_argument("event_time", f"{hour:02d}:{minute:02d}", f"{(hour + 1) % 24:02d}:{minute:02d}")
 
 
-def test_the_bundled_probe_suite_is_judged_as_labelled_in_most_kinds():
-    """The calibration the README quotes: a regression guard, not a tuning target."""
+def test_the_bundled_probe_suite_is_judged_as_labelled_in_every_kind():
+    """The calibration the README quotes: at least 95% of each kind of paraphrase accepted and of each
+    kind of flip rejected (issue 14). Pairs from ../shared/gate-dev, which nobody here wrote, are
+    measured beside it in the README and score lower."""
     pairs = read_jsonl(GATE_PROBES, LabelledAnswer)
     assert len(pairs) >= 300
     by_kind = calibration_by_kind(calibrate(pairs, Judge(POLICY)))
-    share = by_kind.groupby("label").apply(lambda g: (g["pairs"] * g["judged_as_labelled"]).sum() / g["pairs"].sum(),
-                                           include_groups=False)
-    assert share["correct"] >= 0.88 and share["wrong"] >= 0.83, by_kind
+    assert by_kind["pairs"].min() >= 15
+    assert (by_kind["judged_as_labelled"] >= 0.95).all(), by_kind
 
 
 # Written for the rules added after measuring on ../shared/gate-dev; none of these sentences is from a probe set.
@@ -304,5 +305,71 @@ def test_provision_flips_worded_other_ways_are_caught(judge, teacher, student):
     ("The chef shows up with the grill and propane.", "We arrive with the grill and the propane."),
 ])
 def test_provision_worded_other_ways_is_not_a_flip(judge, teacher, student):
+    found = judge.judge("", teacher, student)
+    assert not found.wrong, found
+
+
+# --------------------------------------------------------------------------- swaps, promises, free items, ages
+
+
+@pytest.mark.parametrize(("teacher", "student", "rule"), [
+    # a headcount in a meal phrase
+    ("I've reserved a lunch for 8 on Sunday.", "I've reserved a lunch for 9 on Sunday.", "count:guests"),
+    # "12 and under" is under 13: a 12-year-old would pay the child price
+    ("Kids under 12 are $30.", "Kids 12 and under are $30.", "child_age"),
+    # the negation governs the free phrase after it
+    ("You can add guests at no charge up to 48 hours before.",
+     "You can't add guests at no charge, even 48 hours before.", "negation"),
+    # the two sides of a substitution traded places
+    ("For vegetarian guests we grill tofu instead of chicken.", "For vegetarian guests we grill chicken instead of tofu.",
+     "swapped"),
+    # two sentences that traded their subjects
+    ("Your deposit is due when you book. The balance is settled after dinner.",
+     "Your balance is due when you book. The deposit is settled after dinner.", "swapped"),
+    # a list item's label paired with another item's text
+    ("• Vegetarian guest: tofu with extra vegetables\n• Celiac guest: tamari in the sauces",
+     "• Vegetarian guest: tamari in the sauces\n• Celiac guest: tofu with extra vegetables", "swapped"),
+    # claims the sheet contradicts, with the negation after the claim or none at all
+    ("We don't use peanuts.", "We don't use peanuts, and our kitchen is nut-free.", "claim:nut_free_kitchen"),
+    ("Shellfish-free cooking is available on request.", "Shellfish-free cooking isn't available, sorry.",
+     "claim:shellfish_free_possible"),
+    # a priced upgrade called free
+    ("Lobster is $10 more per person.", "Lobster is $10 more per person, and the filet upgrade is free.",
+     "filet_upgrade"),
+    # a list header says what the prices under it are per
+    ("Upgrades, priced per person:\n- Filet: +$5\n- Lobster: +$10",
+     "Upgrades, priced per party:\n- Filet: +$5\n- Lobster: +$10", "filet_upgrade"),
+    # money moved that nobody moved
+    ("I've passed your complaint to our manager.",
+     "I've passed your complaint to our manager, and I've waived your travel fee.", "action"),
+])
+def test_wrong_answers_no_number_shows_are_caught(judge, teacher, student, rule):
+    found = judge.judge("", teacher, student)
+    assert found.wrong and found.rule == rule, found
+
+
+@pytest.mark.parametrize(("teacher", "student"), [
+    # a range: the second hour has no lead word of its own
+    ("Our phones are staffed from 9am to 9pm.", "Phones are staffed 9am-9pm."),
+    # an apology is negative on the customer's side, not rude
+    ("I'm sorry the chef was late. I've told our manager.", "Ugh, I'm so sorry the chef was late 😞 I've told our manager."),
+    # "adults" prices the $60 beside it, not the $600 total before it
+    ("For 10 adults at $60, the food total is $600.", "$600 for food ($60 x 10 adults)."),
+    # a factor in a product is the sheet's price of that amount
+    ("Ten adults come to $600 before gratuity.", "That's $600 (10 x $60) before gratuity."),
+    # a list label negated after its colon
+    ("We don't use peanuts, but we can't promise a nut-free kitchen.",
+     "- Peanuts: never used\n- Nut-free kitchen: we can't promise that"),
+    # "in place of" said the same way round, in other words
+    ("The chef uses tamari in place of soy sauce.", "Our chef cooks with tamari instead of soy sauce."),
+    # a sentence that merges two of the teacher's is no trade
+    ("Your deposit is due when you book. The balance is settled after dinner.",
+     "The deposit is due when you book and the balance after dinner."),
+    # a header's "per person" reaches its list items only, not the line after the list
+    ("Adults are $60 and the party minimum is $550.", "Prices per person:\n- Adults: $60\nParty minimum: $550"),
+    # the refund the teacher promised, said as done
+    ("Your deposit will be refunded to your card.", "I've refunded your deposit to your card."),
+])
+def test_correct_answers_the_swap_and_promise_rules_accept(judge, teacher, student):
     found = judge.judge("", teacher, student)
     assert not found.wrong, found
