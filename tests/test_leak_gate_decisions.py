@@ -134,6 +134,19 @@ def test_leak_inside_a_recorded_surrogate_is_not_a_leak(leak_checker, protected,
     assert report.passed is (leaks == 0)
 
 
+@pytest.mark.parametrize("typo", ["phonne", "pohne", "pone", "plese"])
+def test_a_typo_beside_a_surrogate_is_no_person(leak_checker, typo):
+    # spaCy reads a slip of "phone" or "please" beside a fake name as part of a person; found on the
+    # sample scrubbed in surrogate mode
+    text = f"cancel the party under Joshua Powers please, {typo} (916) 555-0120"
+    surrogates = [(text.index("Joshua"), text.index(" please")), (text.index("(916)"), len(text))]
+    assert leak_checker.check([("r", "query", text, surrogates)]).passed
+
+
+def test_a_name_written_with_a_typo_is_still_a_person(leak_checker):
+    assert not leak_checker.check([("r", "query", "cancel the party under Gerlad Jnoes please", [])]).passed
+
+
 def test_leak_check_leaves_placeholders_alone(leak_checker):
     report = leak_checker.check([("r", "query", "call <PHONE_NUMBER_1> now, ask for <PERSON_2>", [])])
     assert report.passed and report.leaks == []

@@ -246,7 +246,7 @@ class LeakChecker:
     def _ordinary(self, value: str) -> bool:
         words = [word for _, _, word in words_of(PLACEHOLDER.sub(" ", value))]
         return not words or all(word.lower() in self.keep or _zipf(word) >= 3.5 or word.lower() in places()
-                                for word in words)
+                                or _a_typo(word) for word in words)
 
     def _a_name_word(self, text: str, start: int, word: str, rare_is_enough: bool) -> bool:
         """Beside a person or a contact, a word is a name if a name list has it (or, beside a person, English
@@ -297,6 +297,19 @@ class LeakChecker:
 
     def check_turns(self, table: datasets.Dataset | pa.Table) -> LeakReport:
         return self.check(_turn_texts(table))
+
+
+def _a_typo(word: str) -> bool:
+    """A lower-case word one slip away from a very common one ("pohne", "phonne", "plese"): spaCy
+    tags such typos as people, most often beside a value, and a customer's name is rarely written
+    so. Common first names are never typos ("jon" is not "join")."""
+    if not word.islower() or len(word) < 4 or word in name_lexicon().top:
+        return False
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    slips = {word[:i] + word[i + 1:] for i in range(len(word))}
+    slips |= {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
+    slips |= {word[:i] + letter + word[i:] for i in range(len(word) + 1) for letter in letters}
+    return any(_zipf(slip) >= 5.0 for slip in slips - {word})
 
 
 def _part_of_a_place(text: str, start: int, word: str) -> bool:
