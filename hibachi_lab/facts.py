@@ -74,8 +74,9 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [(kind, re.compile(pattern, re.IGNOREC
     ("date", r"(?<![\d/$])(?P<m>1[0-2]|0?[1-9])/(?P<d>3[01]|[12]\d|0?[1-9])(?:/(?P<y>(?:20)?\d\d))?(?![\d/])"),
     ("weekday", _WEEKDAY),
     ("time", r"\b(?P<h>1[0-2]|0?\d)(?::(?P<min>[0-5]\d))?\s*(?P<half>[ap])\.?m\b\.?"),
-    ("time", rf"\b(?P<hw>{_HOUR_WORD})(?:\s+o'?clock)?\s+(?P<part>{_DAYPART})"),
     ("time", rf"\bhalf past (?:(?P<noon>noon|midday|midnight)|(?P<hw>{_HOUR_WORD}|1[0-2]|\d)(?:\s+(?P<part>{_DAYPART}))?)"),
+    ("time", rf"\bquarter (?P<qdir>to|past|after) (?:(?P<noon>noon|midnight)|(?P<hw>{_HOUR_WORD}|1[0-2]|\d)(?:\s+(?P<part>{_DAYPART}))?)"),
+    ("time", rf"\b(?P<hw>{_HOUR_WORD})(?:\s+o'?clock)?\s+(?P<part>{_DAYPART})"),
     ("time", r"\b(?P<noon>noon|midday|midnight)\b"),
     ("time", r"(?<![\d:$.])(?P<h>[01]?\d|2[0-3]):(?P<min>[0-5]\d)(?![\d:])(?:\s+(?P<part>" + _DAYPART + "))?"),
     ("time", rf"\b(?P<h>1[0-2]|[1-9])\s+(?P<part>{_DAYPART})"),
@@ -134,10 +135,14 @@ class Fact:
         if self.kind == "time" and (self.either_half or other.either_half):
             return (float(self.value) - float(other.value)) % 720 == 0
         if self.kind == "duration" and isinstance(self.value, str) != isinstance(other.value, str):
-            # "We'll call within one business day" and "within 24 hours" make the same promise to a customer:
-            # a business day counts as a day against a duration in hours (two business-day spans still
-            # compare exactly, "5 business days" is not "7 business days").
-            return abs(_hours(self.value) - _hours(other.value)) <= 1e-6
+            # "We'll call within one business day" and "within 24 hours" make the same promise to a customer;
+            # more business days than one span a weekend: "7 business days" is not "7 days" (two
+            # business-day spans still compare exactly, "5 business days" is not "7 business days").
+            business = self.value if isinstance(self.value, str) else other.value
+            return _hours(business) == 24 and abs(_hours(self.value) - _hours(other.value)) <= 1e-6
+        if self.kind == "distance":
+            # "roughly 48 km" is 30 miles: a converted distance is rounded
+            return abs(float(self.value) - float(other.value)) <= 0.02 * max(1.0, abs(float(self.value)))
         if isinstance(self.value, float) and isinstance(other.value, float):
             return abs(self.value - other.value) <= 1e-6 * max(1.0, abs(self.value))
         return self.value == other.value
@@ -212,9 +217,12 @@ def quantities(text: str) -> Iterator[tuple[str, float | str, bool, int, int]]:
             start, end = match.span()
             if any(start < taken_end and taken_start < end for taken_start, taken_end in taken):
                 continue
-            if kind == "time" and "half past" in match.group(0).lower():
-                groups = {k: v for k, v in match.groupdict().items() if v}
-                value = _time_value({**groups, "min": "30"})
+            words = match.group(0).lower()
+            if kind == "time" and words.startswith(("half past", "quarter")):
+                # minutes from the hour named: "half past six" +30, "quarter to seven" -15
+                offset = 30 if words.startswith("half") else -15 if match.group("qdir").lower() == "to" else 15
+                minutes, either_half = _time_value({k: v for k, v in match.groupdict().items() if v and k != "qdir"})
+                value = ((minutes + offset) % 1440, either_half)
             else:
                 value = _value(kind, match)
             if value is None:
@@ -335,7 +343,7 @@ def _role(kind: str, start: int, end: int, clause: str, policy: BusinessPolicy, 
 # chef brings the grill"), and "your" alone counted as nobody ("your guests").
 _BY_CUSTOMER = r"(?:provided|supplied|brought|covered|handled|arranged) by (?:you|the (?:host|customer))"
 _CUSTOMER = re.compile(rf"\b(?:you|you'll|you'd|you're|yours|yourself|on your (?:side|end)|up to you|byo\w*|"
-                       rf"bring your own|customers?|hosts?|please|just|your (?:responsibility|job)|{_BY_CUSTOMER})\b", re.IGNORECASE)
+                       rf"bring your own|customers?|hosts?|please(?=(?: \w+){{0,2}}? (?:have|bring|provide|get|pick|set|grab|buy|make sure|arrange))|just|your (?:responsibility|job)|{_BY_CUSTOMER})\b", re.IGNORECASE)
 _US = re.compile(rf"\b(?!{_BY_CUSTOMER})(?:we|we'll|we're|we've|us|our (?:side|end|team|kitchen)|chefs?|included|"
                  r"includes|comes? with|covers|covered|provided|supplied|on the house)\b", re.IGNORECASE)
 # A party and an item make a provision claim only with a providing word between them (or a party word
@@ -347,7 +355,8 @@ _PROVIDING = re.compile(r"\b(?:bring\w*|brought|provid\w*|suppl\w*|handl\w*|take
                         r"outdoors|inside|indoors)\b)|responsib\w*|include\w*|"
                         r"pack\w*|carr\w+|on (?:you|your side|your end|us|our side|our end|the (?:host|customer)s?)|"
                         r"up to you|yours|(?:arriv|show|roll)\w*(?: up)? with|please have|"
-                        r"byo\w*|on the house|(?:is|are) (?:on|with) (?:you|us))\b", re.IGNORECASE)
+                        r"byo\w*|on the house|(?:is|are) (?:on|with) (?:you|us)|pick\w* up|buy\w*|bought|purchas\w*|grab\w*)\b",
+                        re.IGNORECASE)
 # A new clause with its own subject: "the chef brings the grill, so propane is on you" ties the
 # propane to "you", not to "the chef".
 _NEW_CLAUSE = re.compile(r",\s*so\b|\bso that\b", re.IGNORECASE)
@@ -448,6 +457,8 @@ def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> An
             per = _PER.match(clause, end) if kind == "money" else None
             word = (per.group(1) or per.group(2)).lower() if per else ""
             unit = _per_unit(word) if per else list_per if kind == "money" else None
+            if per and unit is None and _EXPLICIT_PER.search(per.group(0)):
+                unit = word.rstrip("s")  # "$550 per chef": a unit the table does not know is still a unit
             others = [(s, e) for k, *_, s, e in found if k == kind and s != start]
             role = _role(kind, start, end, clause, policy, cue_reach, others) \
                 if kind not in ("date", "weekday", "count") else kind
@@ -493,6 +504,7 @@ def _per_unit(word: str) -> str | None:
     return _PER_UNIT.get(word.rstrip("s"), _PER_UNIT.get(word))
 
 
+_EXPLICIT_PER = re.compile(r"(?:\bper|/)[\s-]*\w", re.IGNORECASE)
 _PER_WORD = re.compile(r"\bper[\s-]+(\w+)", re.IGNORECASE)
 # Text that ends where a list item begins: "\n- ", "• ", "\n2. ".
 _LIST_ITEM_END = re.compile(r"(?:^|\n)\s*(?:[-*•]|\d+[.)])\s*$|•\s*$")

@@ -373,3 +373,38 @@ def test_wrong_answers_no_number_shows_are_caught(judge, teacher, student, rule)
 def test_correct_answers_the_swap_and_promise_rules_accept(judge, teacher, student):
     found = judge.judge("", teacher, student)
     assert not found.wrong, found
+
+
+# --------------------------------------------------------------------------- units, slips and promises written other ways
+
+
+@pytest.mark.parametrize(("teacher", "student", "rule"), [
+    ("The food minimum is $550 for the whole party.", "The food minimum is $550 per chef.", "food_minimum"),
+    ("Cancel at least 7 days ahead for a refund.", "Cancel at least 7 business days ahead for a refund.", "refund_notice"),
+    ("Let me check if June 5 is open.", "You should've booked sooner. Let me check if June 5 is open.", "tone"),
+    ("Yes, vegan meals are available.", "Yes, vegan meals are available, and we guarantee zero cross-contact.",
+     "guarantee"),
+    ("We bring all the sauces.", "Please buy the sauces before the party.", "provision:sauces"),
+])
+def test_wrong_answers_in_other_words_are_caught(judge, teacher, student, rule):
+    found = judge.judge("", teacher, student)
+    assert found.wrong and found.rule == rule, found
+
+
+@pytest.mark.parametrize(("teacher", "student"), [
+    ("We handle the food and sauces.", "Please note that the food and sauces are carried in by our chef."),
+    ("Travel is free within 30 miles.", "Free travel inside 30 miles (about 48 kilometres)."),
+    ("The chef arrives at 5:45 PM.", "The chef arrives at quarter to six in the evening."),
+    ("Good afternoon! How can I help?", "Afternoon! 👋 How can I help you today?"),
+    ("We can't promise a nut-free kitchen.", "Our kitchen isn't certified nut-free."),
+    ("Here are our upgrades: filet is $5 and lobster is $10 per person.",
+     "Upgrades:\n• Filet: +$5/person\n• Lobster: +$10/person"),
+])
+def test_correct_answers_in_other_words_are_accepted(judge, teacher, student):
+    found = judge.judge("", teacher, student)
+    assert not found.wrong, found
+
+
+def test_a_tool_time_with_seconds_is_the_same_time():
+    assert same_argument("event_time", "18:00", "18:00:00")
+    assert not same_argument("event_time", "18:00", "18:30:00")

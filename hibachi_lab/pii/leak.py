@@ -266,7 +266,8 @@ class LeakChecker:
         """A capitalised word mid-sentence that no English, place or business list explains."""
         if not word[:1].isupper() or len(word) < 3 or word.isupper():
             return False
-        before = text[:start].rstrip()
+        # An emoji after a sentence's end does not hide it: "Morning! ☀️ How can I help?"
+        before = _TRAILING_SYMBOLS.sub("", text[:start])
         if not before or before[-1] in ".!?:;\n\"“(<>-–—*•" or before.endswith(("_", "\\n")):
             return False
         lower = word.lower()
@@ -297,6 +298,9 @@ class LeakChecker:
 
     def check_turns(self, table: datasets.Dataset | pa.Table) -> LeakReport:
         return self.check(_turn_texts(table))
+
+
+_TRAILING_SYMBOLS = re.compile(r"(?:\s|[\u2190-\u2bff\u2600-\u27bf\ufe0f\u200d\U0001f000-\U0001faff])*$")
 
 
 def _a_typo(word: str) -> bool:

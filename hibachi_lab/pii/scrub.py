@@ -416,15 +416,51 @@ def conversation_spans(texts: list[str], detector: Detector, propagate: bool) ->
         # someone so ("this is Tracy Nguyen").
         found = [[span for span in spans if span.entity_type != "PERSON" or span.source == "NameCueRecognizer"
                   or (text or "")[span.start : span.end].lower() not in places] for text, spans in zip(texts, found)]
+    found = [_whole_lower_case_names(text or "", spans, detector.keep) for text, spans in zip(texts, found)]
     if propagate:
         patterns = _propagation_patterns(texts, found, detector.keep)
         for index, text in enumerate(texts):
             for pattern, entity in patterns:
                 found[index] += [Span(m.start(), m.end(), entity, 0.9, "conversation") for m in pattern.finditer(text or "")
                                  if entity != "PERSON" or _a_name_here(text, m.start(), m.end(), detector.keep)]
-    found = [spans + _listed_with_names(text or "", spans, detector.keep) for text, spans in zip(texts, found)]
+    found = [_whole_lower_case_names(text or "", spans + _listed_with_names(text or "", spans, detector.keep),
+                                     detector.keep) for text, spans in zip(texts, found)]
     phrases = _keep_phrases(detector.keep)
     return [_without_overlaps(_outside_keep_phrases(text or "", spans, phrases)) for text, spans in zip(texts, found)]
+
+
+_NEXT_LOWER_WORD = re.compile(r" ([a-z][a-z'-]{2,})\b")
+_PREVIOUS_LOWER_WORD = re.compile(r"\b([a-z][a-z'-]{2,}) $")
+_NAMING_CUE_BEFORE = re.compile(r"\b(?:name is|name's|it's|its|i'm|im|i am|this is|under)\s+$", re.IGNORECASE)
+# A surname as common as "english" (Zipf 5.2) still joins its first name; "late", "small", "case" do not.
+_SURNAME_ZIPF = 5.3
+
+
+def _whole_lower_case_names(text: str, spans: list[Span], keep: set[str]) -> list[Span]:
+    """A name written in lower case is found one word at a time, and half of it can be missed: "it's under
+    jon <PERSON>", "i'm <PERSON> villa". A lower-case first name takes the surname written right after it,
+    and a lower-case surname the first name right before it (a common one, or any after "my name is",
+    "it's", "under": not Spanish "por"), when the name lists have them so."""
+    lexicon = name_lexicon()
+
+    def joins(word: str, names: frozenset[str]) -> bool:
+        return (word in names and word not in NOT_NAMES and word not in keep and word not in DAYS_AND_MONTHS
+                and _zipf(word) < _SURNAME_ZIPF)
+
+    whole = []
+    for span in spans:
+        value = text[span.start : span.end]
+        if span.entity_type == "PERSON" and value.isalpha() and value.islower():
+            after = _NEXT_LOWER_WORD.match(text, span.end)
+            before = _PREVIOUS_LOWER_WORD.search(text, 0, span.start)
+            if after and value in lexicon.first and joins(after.group(1), lexicon.last):
+                span = span._replace(end=after.end(1))
+            elif before and value in lexicon.last and (
+                    joins(before.group(1), lexicon.top) or (joins(before.group(1), lexicon.first)
+                                                             and _NAMING_CUE_BEFORE.search(text, 0, before.start(1)))):
+                span = span._replace(start=before.start(1))
+        whole.append(span)
+    return whole
 
 
 _AFTER_STREET = re.compile(r"[ \t]*,?[ \t]*(?:\n[^\w\n]*)?")
