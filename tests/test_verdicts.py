@@ -309,7 +309,7 @@ def test_provision_worded_other_ways_is_not_a_flip(judge, teacher, student):
     assert not found.wrong, found
 
 
-# --------------------------------------------------------------------------- swaps, promises, free items, ages
+# --------------------------------------------------------------------------- swaps, promises, free items, units
 
 
 @pytest.mark.parametrize(("teacher", "student", "rule"), [
@@ -342,6 +342,13 @@ def test_provision_worded_other_ways_is_not_a_flip(judge, teacher, student):
     # money moved that nobody moved
     ("I've passed your complaint to our manager.",
      "I've passed your complaint to our manager, and I've waived your travel fee.", "action"),
+    # units, slips and promises written other ways
+    ("The food minimum is $550 for the whole party.", "The food minimum is $550 per chef.", "food_minimum"),
+    ("Cancel at least 7 days ahead for a refund.", "Cancel at least 7 business days ahead for a refund.", "refund_notice"),
+    ("Let me check if June 5 is open.", "You should've booked sooner. Let me check if June 5 is open.", "tone"),
+    ("Yes, vegan meals are available.", "Yes, vegan meals are available, and we guarantee zero cross-contact.",
+     "guarantee"),
+    ("We bring all the sauces.", "Please buy the sauces before the party.", "provision:sauces"),
 ])
 def test_wrong_answers_no_number_shows_are_caught(judge, teacher, student, rule):
     found = judge.judge("", teacher, student)
@@ -369,29 +376,7 @@ def test_wrong_answers_no_number_shows_are_caught(judge, teacher, student, rule)
     ("Adults are $60 and the party minimum is $550.", "Prices per person:\n- Adults: $60\nParty minimum: $550"),
     # the refund the teacher promised, said as done
     ("Your deposit will be refunded to your card.", "I've refunded your deposit to your card."),
-])
-def test_correct_answers_the_swap_and_promise_rules_accept(judge, teacher, student):
-    found = judge.judge("", teacher, student)
-    assert not found.wrong, found
-
-
-# --------------------------------------------------------------------------- units, slips and promises written other ways
-
-
-@pytest.mark.parametrize(("teacher", "student", "rule"), [
-    ("The food minimum is $550 for the whole party.", "The food minimum is $550 per chef.", "food_minimum"),
-    ("Cancel at least 7 days ahead for a refund.", "Cancel at least 7 business days ahead for a refund.", "refund_notice"),
-    ("Let me check if June 5 is open.", "You should've booked sooner. Let me check if June 5 is open.", "tone"),
-    ("Yes, vegan meals are available.", "Yes, vegan meals are available, and we guarantee zero cross-contact.",
-     "guarantee"),
-    ("We bring all the sauces.", "Please buy the sauces before the party.", "provision:sauces"),
-])
-def test_wrong_answers_in_other_words_are_caught(judge, teacher, student, rule):
-    found = judge.judge("", teacher, student)
-    assert found.wrong and found.rule == rule, found
-
-
-@pytest.mark.parametrize(("teacher", "student"), [
+    # units, slips and lists written other ways
     ("We handle the food and sauces.", "Please note that the food and sauces are carried in by our chef."),
     ("Travel is free within 30 miles.", "Free travel inside 30 miles (about 48 kilometres)."),
     ("The chef arrives at 5:45 PM.", "The chef arrives at quarter to six in the evening."),
@@ -400,7 +385,7 @@ def test_wrong_answers_in_other_words_are_caught(judge, teacher, student, rule):
     ("Here are our upgrades: filet is $5 and lobster is $10 per person.",
      "Upgrades:\n• Filet: +$5/person\n• Lobster: +$10/person"),
 ])
-def test_correct_answers_in_other_words_are_accepted(judge, teacher, student):
+def test_correct_answers_the_swap_and_promise_rules_accept(judge, teacher, student):
     found = judge.judge("", teacher, student)
     assert not found.wrong, found
 
