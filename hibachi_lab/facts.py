@@ -450,7 +450,7 @@ def extract(text: str, policy: BusinessPolicy, cue_reach: int = CUE_REACH) -> An
     header_party = header_per = None
     for offset, clause in clauses(text):
         # "Upgrades, priced per person:" says what the prices in the list items under it are per.
-        in_list = _LIST_ITEM_END.search(text[:offset]) or _LIST_ITEM_START.match(clause)
+        in_list = header_per and (_LIST_ITEM_START.match(clause) or _LIST_ITEM_END.search(text, 0, offset))
         list_per = header_per if in_list else None
         found = list(quantities(clause))
         for kind, value, either_half, start, end in found:

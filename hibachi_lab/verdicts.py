@@ -403,9 +403,9 @@ class Judge:
         Across sentences: two student sentences, each an edit of a different teacher sentence, trade
         words ("we take the *balance* when you book" / "the *deposit* is paid on the day"); in a list,
         an item's label paired with another item's text."""
-        for (wanted_first, wanted_second), (given_first, given_second) in (
-                (t, s) for t in _substitutions(teacher) for s in _substitutions(student)):
-            if given_first & wanted_second and given_second & wanted_first:
+        given = _substitutions(student)
+        for wanted_first, wanted_second in _substitutions(teacher):
+            if any(given_first & wanted_second and given_second & wanted_first for given_first, given_second in given):
                 return Verdict("wrong_fact", "swapped", "the two sides of a substitution traded places")
         labelled = _labelled_items(teacher)
         for label, content in _labelled_items(student).items():
@@ -513,19 +513,19 @@ _SENTENCE_BREAK = re.compile(r"[.!?](?=\s|$)|(?<!\d)[.!?](?!\d)|[;\n•]|(?:^|\s
 # Words that mean a negation (or its opposite) without a negation word, written out so that the two
 # line up: "gratuity is optional" says "gratuity is not required", the flip of "... is mandatory"; and
 # "we don't charge for it", "without charge", "doesn't cost extra" all say "free".
-_NOT_FREE = r"(?:not|n't|never)\s+(?:\w+\s+){0,3}?(?:free|complimentary)\b"
-# "You can't reschedule at no charge" is a charge: the negation governs the free phrase after it. The
-# words between stay, so the clause still pairs with the teacher's "you can reschedule at no charge".
-_NOT_AT_NO_CHARGE = re.compile(r"(?:\bnot|n't|\bnever)(\s+(?:\w+\s+){0,3}?)(?:at no (?:extra |additional )?(?:charge|cost)|"
-                               r"free of charge|without (?:any )?(?:extra |additional )?(?:charge|cost|fee))\b", re.IGNORECASE)
+# "Not free" is a charge, and so is "you can't reschedule at no charge": the negation governs the free
+# phrase after it. The words between stay, so the clause still pairs with the teacher's "you can
+# reschedule at no charge".
+_NOT_FREE = re.compile(r"(?:not|n't|never)(\s+(?:\w+\s+){0,3}?)(?:free|complimentary|at no (?:extra |additional )?"
+                       r"(?:charge|cost)|free of charge|without (?:any )?(?:extra |additional )?(?:charge|cost|fee))\b",
+                       re.IGNORECASE)
 _FREE_WORDS = (r"\b(?:(?:do|does|will|would)(?:n't| not)|won't|never) (?:charge|cost)(?: (?:you|anything|extra|more))*\b"
                r"|\bwithout (?:any )?(?:extra |additional )?(?:charge|cost|fee)\b|(?<![-\w])free\b(?!-)")
 _POLAR_WORDS = [
     (re.compile(r"\boptional\b", re.IGNORECASE), "not required"),
     (re.compile(r"\b(?:mandatory|compulsory|obligatory)\b", re.IGNORECASE), "required"),
     # "Free" is "no charge" however it is put, and "not free" is a charge.
-    (re.compile(_NOT_FREE, re.IGNORECASE), " charge "),
-    (_NOT_AT_NO_CHARGE, r" \1 charge "),
+    (_NOT_FREE, r" \1 charge "),
     (facts.FREE, " no charge "),
     (re.compile(_FREE_WORDS, re.IGNORECASE), " no charge "),
     (re.compile(r"\b(?:fees?|costs?|charges?|surcharges?|charged)\b", re.IGNORECASE), "charge"),

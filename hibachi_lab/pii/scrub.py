@@ -416,6 +416,8 @@ def conversation_spans(texts: list[str], detector: Detector, propagate: bool) ->
         # someone so ("this is Tracy Nguyen").
         found = [[span for span in spans if span.entity_type != "PERSON" or span.source == "NameCueRecognizer"
                   or (text or "")[span.start : span.end].lower() not in places] for text, spans in zip(texts, found)]
+    # Joined before propagation, so the whole name is looked for in every text; and again after it, for a
+    # half found only by propagation ("jon" + a "hahn" seen in another message).
     found = [_whole_lower_case_names(text or "", spans, detector.keep) for text, spans in zip(texts, found)]
     if propagate:
         patterns = _propagation_patterns(texts, found, detector.keep)
