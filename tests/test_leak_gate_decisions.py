@@ -11,7 +11,14 @@ import pytest
 
 from hibachi_lab import pii, traffic
 from hibachi_lab.errors import BadInput
-from hibachi_lab.pii.leak import CODE_NEAR_CUE, CONTACT_MARKER, HOUSE_NUMBER, NAME_LIKE_WORD, RESIDUAL_DIGITS
+from hibachi_lab.pii.leak import (
+    CODE_NEAR_CUE,
+    CONTACT_MARKER,
+    HOUSE_NUMBER,
+    IDENTITY_NUMBER,
+    NAME_LIKE_WORD,
+    RESIDUAL_DIGITS,
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +60,7 @@ def rules(checker: pii.LeakChecker, text: str) -> set[str]:
     # names: mid-sentence or addressed; not at a sentence's start, not a business word, a place or an acronym
     ("the chef was great, Priya said so", {NAME_LIKE_WORD}),
     ("the chef, Priya, was great", {NAME_LIKE_WORD}),
-    ("we met Bob and Sue", {NAME_LIKE_WORD}),
+    ("we met Bob and Sue", {"PERSON", NAME_LIKE_WORD}),
     ("dinner with Ana at six", {NAME_LIKE_WORD}),
     ("we loved it, Xochitl said", {"PERSON", NAME_LIKE_WORD}),  # a rare name outside the top-300 lists
     ("Thanks, Bao!", {NAME_LIKE_WORD}),
@@ -115,6 +122,53 @@ def test_leak_rules_on_one_sentence(leak_checker, text, expected):
 ])
 def test_leak_rules_beside_what_the_scrubber_found(leak_checker, text, expected):
     assert rules(leak_checker, text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # what is left when a cue word itself was scrubbed: a birth date by its year, an ID by its shape
+    ("for the wine pairing: my <PERSON_1> is 09/22/1979, party 9/22 is my bday", {IDENTITY_NUMBER}),
+    ("born 4-30-88 so the cake says 38", {IDENTITY_NUMBER}),
+    ("the party is 10/10/2026 for my 40th birthday", set()),  # the event, not the birth
+    ("Order placed 11/02/2001 14:05 and it is our 25th", set()),  # a timestamp has its time after it
+    ("married since 6/6/1998, so an anniversary dinner", set()),  # no talk of birth, age or ID
+    ("vendor form: <PERSON_2> K7731902 for the gate guard", {IDENTITY_NUMBER}),
+    ("booking #HB123456 confirmed", set()),  # a reference written with its "#"
+    # letters typed for digits, profile links, handles after a payment app
+    ("text me at 916-8O4-2210 after 5", {RESIDUAL_DIGITS}),
+    ("deposit via venmo.com/u/Luz-Arriaga-7 please", {CONTACT_MARKER}),
+    ("zelle: kofi_b88 works best", {CONTACT_MARKER}),
+    ("venmo is fine, or zelle to my number", set()),
+    # what a split address leaves: a unit or box line, a house number beside a placeholder
+    ("ship the aprons to <STREET_ADDRESS_1>, Unit 14B, Reno", {HOUSE_NUMBER}),
+    ("the chef parks by unit 14B", set()),  # a unit alone locates nobody
+    ("mail it to PO Box 4471 in Truckee", {HOUSE_NUMBER}),
+    ("we're at 2210 <STREET_ADDRESS_1>, by the lake", {HOUSE_NUMBER}),
+    ("our address is Kīhāpai 18, the green house", {HOUSE_NUMBER}),
+    ("meet us at Gate 5 at 6pm", set()),
+    # names doing things, greeted, listed with a person, after a relative or a naming cue
+    ("Oksana lives two doors down and wants the vegetarian plate", {NAME_LIKE_WORD}),
+    ("fingers crossed Will is feeling better by Saturday", {NAME_LIKE_WORD}),
+    ("Hi April! Your date is set.", {NAME_LIKE_WORD}),
+    ("chefs for Tomasz, Ilse and <PERSON_3> at the head table", {NAME_LIKE_WORD}),
+    ("my hubby Dariusz will pay", {NAME_LIKE_WORD}),
+    ("my wife is Ngozi, she booked last year", {NAME_LIKE_WORD}),
+    ("the cake is for my gf rosa", {NAME_LIKE_WORD}),
+    ("her maiden name is Okonkwo-Baptiste", {NAME_LIKE_WORD}),
+    ("noted Wiremu's shellfish allergy", {NAME_LIKE_WORD}),
+    ("please add Harriet Quennell to the guest list", {NAME_LIKE_WORD}),
+    ("Stephanie is bringing the cake", {"PERSON"}),  # a spaCy person that is only ever a name
+    ("Apple Pay works too", set()),
+    ("Mom's house is in Davis", set()),
+    ("my mom is happy with it", set()),
+    ("San Jose said yes to the permit", set()),
+    ("Christmas Day is open", set()),
+    ("Hi <PERSON_1>, we serve Dixon CA and Jackson CA", set()),
+    ("Aloha, <PERSON_2>! See you Sunday", set()),
+])
+def test_leak_rules_for_what_a_weakened_scrub_leaves(leak_checker, text, expected):
+    """The rule named fires (others may too: spaCy often agrees); a clean text fires none."""
+    found = rules(leak_checker, text)
+    assert expected <= found if expected else found == set()
 
 
 def test_leak_findings_name_the_span_of_the_value(leak_checker):

@@ -455,12 +455,25 @@ def test_hand_written_catering_cases_leave_little_and_destroy_little():
         assert ours[entity]["left"] == 0, entity
 
 
-@pytest.mark.parametrize("dropped", [
+# Every recognizer of the scrubber, one at a time, and the groups that stand in for each other.
+WEAKENED_SCRUBS = [
     ("PhoneFormatsRecognizer", "PhoneRecognizer"),  # every phone recognizer of the scrubber
-    ("AccessCodeRecognizer",),
-    ("StreetAddressRecognizer",),
     ("NameLexiconRecognizer", "CheckedSpacyRecognizer"),  # every name recognizer but the cues
-])
+    ("CheckedSpacyRecognizer",), ("NameLexiconRecognizer",), ("NameCueRecognizer",),
+    ("CreditCardRecognizer",), ("LuhnCardRecognizer",), ("OfflineEmailRecognizer",), ("ObfuscatedEmailRecognizer",),
+    ("PhoneRecognizer",), ("PhoneFormatsRecognizer",), ("ShortPhoneRecognizer",), ("UsSsnRecognizer",),
+    ("StreetAddressRecognizer",), ("NameThenNumberStreetRecognizer",), ("AccessCodeRecognizer",),
+    ("PaymentHandleRecognizer",), ("DateOfBirthRecognizer",), ("DriverLicenseRecognizer",),
+]
+
+
+def test_every_recognizer_of_the_scrubber_is_weakened_in_turn(config):
+    names = {recognizer.name for recognizer in pii_scrub.scrubber_recognizers(config)}
+    assert names == {name for dropped in WEAKENED_SCRUBS for name in dropped}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dropped", WEAKENED_SCRUBS, ids="+".join)
 def test_the_leak_gate_catches_what_a_weakened_scrub_leaves(config, checker, dropped):
     """Scrub the hand-written cases without a recognizer; the gate, built from other evidence, must flag at
     least 90% of the texts that still hold a labelled value."""
@@ -473,7 +486,8 @@ def test_the_leak_gate_catches_what_a_weakened_scrub_leaves(config, checker, dro
                               config.keep_words)
     _, scrubbed_texts = scrubbed_examples(examples, weak)
     leaky = [str(i) for i, (example, after) in enumerate(zip(examples, scrubbed_texts)) if values_left(example, after)]
-    assert len(leaky) >= 15  # the weakening really leaves something to catch
+    if len(dropped) > 1 or dropped[0] in ("StreetAddressRecognizer", "AccessCodeRecognizer", "NameCueRecognizer"):
+        assert len(leaky) >= 15  # the weakening really leaves something to catch
     report = checker.check([(i, "text", scrubbed_texts[int(i)], []) for i in leaky])
     assert len(set(report.by_record()) & set(leaky)) >= 0.9 * len(leaky)
 
