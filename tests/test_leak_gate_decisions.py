@@ -157,6 +157,17 @@ def test_leak_rules_beside_what_the_scrubber_found(leak_checker, text, expected)
     ("noted Wiremu's shellfish allergy", {NAME_LIKE_WORD}),
     ("please add Harriet Quennell to the guest list", {NAME_LIKE_WORD}),
     ("Stephanie is bringing the cake", {"PERSON"}),  # a spaCy person that is only ever a name
+    ("plates: | <PERSON_1> - filet | Dmitri - shrimp | <PERSON_2> - chicken", {NAME_LIKE_WORD}),  # a roster
+    ("Rhiannon: can you do the 14th?\n<PERSON_1>: we can!", {NAME_LIKE_WORD}),  # a pasted chat's speaker
+    ("Thank you, Seo-yeon! See you at 5", {NAME_LIKE_WORD}),
+    ("Haruto-kun loves the onion volcano", {NAME_LIKE_WORD}),
+    ("signed, Nguyen Thi Lan (阮氏兰)", {NAME_LIKE_WORD}),
+    ("the backup contact is Summer Okafor-Reyes", {NAME_LIKE_WORD}),
+    ("Happy sweet sixteen to Paisley!", {NAME_LIKE_WORD}),
+    ("the ranch is on RR 4 Box 61 past the creek", {HOUSE_NUMBER}),
+    ("the lockbox is 3*9*0*5 by the side door", {RESIDUAL_DIGITS}),
+    ("deposit link: <EMAIL_ADDRESS_1>/DeshawnP", {CONTACT_MARKER}),
+    ("she wrote 4 1 5 4 on the card, see you", {RESIDUAL_DIGITS}),
     ("Apple Pay works too", set()),
     ("Mom's house is in Davis", set()),
     ("my mom is happy with it", set()),
@@ -164,6 +175,9 @@ def test_leak_rules_beside_what_the_scrubber_found(leak_checker, text, expected)
     ("Christmas Day is open", set()),
     ("Hi <PERSON_1>, we serve Dixon CA and Jackson CA", set()),
     ("Aloha, <PERSON_2>! See you Sunday", set()),
+    ("Menu:\n- Chicken: $60\n- Steak: $70\nNote: <PERSON_1> will confirm", set()),
+    ("Hi, can we re-book? Co-host is my sister", set()),
+    ("Chase Sapphire card works?", set()),
 ])
 def test_leak_rules_for_what_a_weakened_scrub_leaves(leak_checker, text, expected):
     """The rule named fires (others may too: spaCy often agrees); a clean text fires none."""

@@ -254,6 +254,8 @@ def test_a_name_seen_in_lower_case_inside_an_email_still_finds_it_capitalised(sc
     ("I'm Summer! the bday girl", "Summer", "PERSON"),                                # a menu word given as a name
     ("See you there, Basil!", "Basil", "PERSON"),                                     # hailed at the end
     ("Congrats to Tanner, see you Saturday", "Tanner", "PERSON"),
+    ("garage keypad 4*0*8*8 then enter", "4*0*8*8", "ACCESS_CODE"),                # stars between every digit
+    ("we will request the deposit at paypal.me/RowanQ88", "paypal.me/RowanQ88", "PAYMENT_HANDLE"),  # no email
 ])
 def test_values_written_the_ways_customers_write_them(scrubber, text, value, entity):
     assert (entity, value) in found(scrubber, text)

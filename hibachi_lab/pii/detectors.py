@@ -211,9 +211,9 @@ _CODE_CUES = (
     r"side\s+gate|pool\s+gate|gate\s+pw|wifi|wi-fi|security|disarm|arm|buzz|c[oó]digo|port[oó]n|puerta|cochera|clave)\b"
 )
 _SPELLED_DIGIT = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
-# 3 to 8 digits, with separators ("7-3-1-9", "0 4 4 2", "22-18-07"), '#'/'*' as part of the code, or spelled out.
+# 3 to 8 digits, with separators ("7-3-1-9", "0 4 4 2", "22-18-07", "7*7*2*1"), '#'/'*' as part of the code, or spelled out.
 _CODE = (
-    r"(?P<value>(?:(?:star|pound|hash)\s+)?[#*]?\d(?:[ -]?\d){2,7}(?:\s?[#*]|\s+(?:star|pound))?(?![\d*#])|[#*]\d{3,8}[#*]?|"
+    r"(?P<value>(?:(?:star|pound|hash)\s+)?[#*]?\d(?:[ *-]?\d){2,7}(?:\s?[#*]|\s+(?:star|pound))?(?![\d*#])|[#*]\d{3,8}[#*]?|"
     r"\d{1,4}[*#]\d{1,4}[*#]?|[a-z]?\d{3,6}[a-z]?(?![\w])|"
     + _SPELLED_DIGIT + r"(?:[\s,-]+" + _SPELLED_DIGIT + r"){2,7})(?![\d/:.,]\d)"
     r"(?!\s*(?:am|pm|a\.m|p\.m|%))"
@@ -336,7 +336,7 @@ _AT = r"(?:\s*@\s*|\s+at\s+|\s*[\[(<{]\s*at\s*[\])>}]\s*)"
 _TLD = r"(?:com|net|org|edu|gov|io|co|us|me|info|biz|uk|ca|de|fr|ng|in|kr|cn|mx|au|ie|il|ph|sa|ua|app|dev|ai)"
 OBFUSCATED_EMAIL = (
     r"(?<![\w.+-])[\w+-]+(?:" + _DOT + r"[\w+-]+){0,3}" + _AT + r"[\w-]+(?:" + _DOT + r"[\w-]+){0,2}" + _DOT + _TLD
-    + r"(?![\w])"
+    + r"(?![\w/])"  # "$100 at paypal.me/PaddyO" is a link, not an email
 )
 
 

@@ -64,22 +64,28 @@ _NOT_PHONE_DIGITS = re.compile(
 )
 # Codes and numbers written digit by digit ("0 4 4 9", "7-3-1-9", "five three oh five"), and a house number
 # before a capitalised word ("4418 Mandarin Way", "77 Lakeview").
-_SPACED_DIGITS = re.compile(r"(?<![\w$])\d(?:[ -]\d){3,}(?![\w])")
+_SPACED_DIGITS = re.compile(r"(?<![\w$])\d(?:[ *-]\d){3,}(?![\w])")
 _SPELLED = re.compile(r"(?i)(?<![\w])(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
                       r"(?:[\s,-]+(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)){3,}(?![\w])")
 # A house number, up to three words and a street word: "3321 Fair Oaks Blvd", "1 Broadway", "2844 S 2300 E".
 _STREET_LINE = re.compile(
-    r"(?<![\w$.,/:#-])[NSEWnsew]?\d{1,6}(?:-\d{1,4}|\s+1/2)?\s+(?:[A-Za-z0-9][\w'’.-]*\s+){0,3}(?:st|street|ave|avenue|rd|road|blvd|"
+    # the number may carry a letter ("3417-A") or be spelled ("four twenty two Elm Street")
+    r"(?<![\w$.,/:#-])(?:[NSEWnsew]?\d{1,6}(?:-\d{1,4}|-[A-Za-z]\b|\s+1/2)?|(?:(?:one|two|three|four|five|six|seven|eight|"
+    r"nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|oh)[\s-]+){2,5})"
+    r"(?:\s+|(?<=\s))(?:[A-Za-z0-9][\w'’.-]*\s+){0,3}(?:st|street|ave|avenue|rd|road|blvd|"
     r"boulevard|ln|lane|dr|drive|way|ct|court|pl|place|hwy|highway|pkwy|parkway|cir|circle|ter|terrace|trl|trail|loop|"
     r"broadway|county\s+(?:rd|road)\s+\w+|[NSEW])\b(?!\s*(?:am|pm)\b)", re.IGNORECASE)
 # Someone addressed by name: "Welcome back, Bao!", "Congratulations to Dakota!", "Thanks CJ".
 _RELATIVE = (r"(?:son|daughter|husband|hubby|wife|wifey|mom|dad|mother|father|sister|sis|brother|bro|cousin|cuz|aunt|"
              r"auntie|uncle|grandma|grandpa|boss|friend|partner|niece|nephew|kid|baby|fianc[eé]e?|bf|gf|boyfriend|"
              r"girlfriend|bestie)")
+# A romanised given name of two syllables: "Ji-woo", "Min-seo", "Xiao-mei" (not "Re-book", "Co-host").
+_ROMANISED_GIVEN_NAME = re.compile(r"(?!(?:Co|Re|Pre|Non|Ex|De|Un|Up|In|On|By|Mid|Pro|Anti|Self)-)[A-Z][a-z]{1,3}-[a-z]{2,4}")
 _ADDRESSED = re.compile(r"(?i:\b(?:hi|hello|hey|thanks|thank\s+you|welcome(?:\s+back)?|congratulations\s+to|congrats(?:\s+to)?|"
                         r"dear|happy\s+birthday(?:\s+to)?|sorry|bye|goodbye|calls\s+me|call\s+me|aloha|hola|bonjour|"
                         r"salut|ciao|howdy|shalom|namaste|good\s+(?:morning|afternoon|evening)|"
-                        r"happy(?:\s+\d+(?:st|nd|rd|th))?(?:\s+(?:birthday|bday|anniversary|retirement))?(?:\s+to)?),?\s+)"
+                        r"happy(?:\s+\d+(?:st|nd|rd|th))?(?:\s+(?:birthday|bday|anniversary|retirement))?(?:\s+to)?|"
+                        r"happy(?:\s+[\w-]+){1,3}?\s+to),?\s+)"
                         # not a title: "Hi Mr. An" is Mr. An, read by the branch below; "Hi, Paris Nakamura-Lee here"
                         r"(?!(?:Mr|Mrs|Ms|Miss|Dr|Sr|Sra)\b)(?P<word>[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+)?(?:\s+(?:&|and)\s+[A-Z][\w'’-]+)?)"
                         r"(?=\s*[,.!?;:\"”]|\s*$|'s\b|\s+here\b)"
@@ -96,6 +102,9 @@ _ADDRESSED = re.compile(r"(?i:\b(?:hi|hello|hey|thanks|thank\s+you|welcome(?:\s+
                         r"(?:directed|produced|written|signed|sung|hosted)\s+by:?|change\s+it\s+to)\s+)(?P<called>[A-Z][\w'’-]+)"
                         # someone hailed at the end of a clause, even with a menu word's name ("Love it, Ginger!")
                         r"|,[ \t]+(?P<hailed>[A-Z][\w'’-]+)(?=!)"
+                        # an honorific after a name ("Min-seo님", "Tanaka-san"), a name then its own script ("(박민서)")
+                        r"|\b(?P<honoured>[A-Z][\w'’-]+)(?=\s?(?:님|씨|さん|様|くん|ちゃん)|-(?:san|sama|kun|chan|ji)\b)"
+                        r"|\b(?P<scripted>[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+){0,2}\s*\([^\x00-\x7f()]{2,20}\))"
                         r"|\b(?P<owner>[A-Z][\w'’-]+)['’]s\s+(?=(?:[a-z]+\s+)?(?i:birthday|bday|wedding|graduation|retirement|address|phone|cell|"
                         r"number|email|husband|wife|mom|dad|son|daughter|kids|allergy|allergies|plate|order|house|place|"
                         r"family|friends|shower|quince|quinceañera|anniversary|reunion|surprise)\b)"
@@ -116,7 +125,7 @@ _CAPITALISED_STREET = re.compile(
 # The rest of an address a scrubber split: a unit or box line ("Apt. 367", "P.O. Box 63", "PSC 2322, Box 6025",
 # "APO AE 94451") and a house number left beside a street or a street name taken for a person ("893 <PERSON_1> 83").
 _ADDRESS_REST = re.compile(
-    r"(?i:\bp\.?\s?o\.?\s*box\s+\d+|\b(?:rr|psc)\s*\d+,?\s+box\s+\d+)"
+    r"(?i:\bp\.?\s?o\.?\s*box\s+\d+|\b(?:rr|psc|rural\s+route|hc)\s*\d+,?\s+box\s+\d+)"
     r"|\b[AFD]PO\s+A[AEP]\s+\d{5}\b"
     r"|(?<![\w$.,/:#-])\d{1,6}(?=\s+<STREET_ADDRESS_\d+>|\s+(?:\w{1,4}\.\s+)?<PERSON_\d+>\s+\d{1,5}\b)")
 # A unit is part of an address only where the scrubber found one ("<STREET_ADDRESS_1> | Apt. 367"); "unit 4417"
@@ -146,12 +155,17 @@ _ADDRESS_TALK = re.compile(r"(?i)\b(?:address|lives?|living|located|station|meet
                            r"is\s+on|side\s+of)\b")
 _WORD_THEN_NUMBER = re.compile(r"(?<![\w'’-])(?P<word>[^\W\d_]{3,})\s+\d{1,5}(?![\w:.,/]\d|\s*(?:am|pm|%|guests|people|"
                                r"adults|kids|ppl|pax))(?!\w)")
+# A roster: lines, cells or comma items that mostly open with a person ("| <PERSON_1> - chicken | Chase - filet");
+# a capitalised word opening another item is one more person, whatever else the word means.
+_ROSTER_ITEM = re.compile(r"(?:^|(?<=[\n|,;:]))[^\S\n]*(?P<opening><PERSON_\d+>|[A-Z][\w'’-]+)(?=[^\S\n]*(?:[-–:]|\s[a-z]))")
+# The speaker of a pasted chat or a script: "Chloe: what time?", "| Arya: see you".
+_SPEAKER = re.compile(r"(?m)(?:^|\|)[^\w\n|<]*(?P<speaker>[A-Z][\w'’-]+)(?=:\s)")
 # A capitalised word before a verb a person does: a name as a sentence's subject.
-_PERSON_VERBS = frozenset(["lives", "lived", "shouted", "said", "says", "asked", "wants", "loves", "began", "listed",
+_PERSON_VERBS = frozenset(["is from", "was from", "had given", "lives", "lived", "shouted", "said", "says", "asked", "wants", "loves", "began", "listed",
                            "told", "called", "texted", "emailed", "turns", "turned", "married", "gave", "wrote",
                            "thinks", "knows", "feels", "needs", "prefers", "booked", "paid"])
-_SUBJECT = re.compile(r"(?<![\w'’-])(?P<word>[A-Z][a-z][\w'’-]*)\s+(?P<verb>is|was|has|had|will|would|can|could|"
-                      + "|".join(_PERSON_VERBS) + r")\b")
+_SUBJECT = re.compile(r"(?<![\w'’-])(?P<word>[A-Z][a-z][\w'’-]*)\s+(?P<verb>(?:is|was)\s+from|had\s+given|is|was|has|had|"
+                      r"will|would|can|could|" + "|".join(_PERSON_VERBS) + r")\b")
 # Initials or a name signing off a line ("Thx, -JT", "— Beto") and initials greeted ("Hi J.T.,").
 _INITIALS_OR_SIGNOFF = re.compile(r"(?m)(?:^|\s)[-–—~][ \t]*(?P<signed>[A-Z][\w.'’]*(?:[ \t]+[A-Z][\w.'’]*)?)[ \t]*$"
                                   r"|(?i:\b(?:hi|hello|hey|thanks|dear|congrats|congratulations\s+to),?\s+)"
@@ -178,12 +192,13 @@ _FULL_DATE = re.compile(
     r"(?![\w/-]|\s+\d{1,2}:\d\d)")
 # Letters then six or more digits, or digits and letters mixed, as one word: a licence, passport or ID number
 # ("D1234567", "yo0047868", "WDL7H2K9P3XQ"); a booking reference is written with a "#" or a hyphen.
-_ID_WORD = re.compile(r"(?<![\w#/@.-])(?=[A-Za-z0-9]{7,15}(?![\w-]))(?=[A-Za-z0-9]*[A-Za-z])(?:[A-Za-z]{1,4}\d{6,14}|"
-                      r"[A-Za-z0-9]*\d[A-Za-z]+\d[A-Za-z0-9]*)(?![\w-])")
+_ID_WORD = re.compile(r"(?<![\w#/@.-])(?:(?=[A-Za-z0-9]{7,15}(?![\w-]))(?=[A-Za-z0-9]*[A-Za-z])(?:[A-Za-z]{1,4}\d{6,14}|"
+                      r"[A-Za-z0-9]*\d[A-Za-z]+\d[A-Za-z0-9]*)|[A-Za-z]\d{2,4}(?:-\d{1,4}){2,5})(?![\w-])")
 _MARKERS = re.compile(r"(?<![\w@.])@[A-Za-z][\w.-]{2,}|(?<![\w$])\$[A-Za-z][\w-]{2,}|" + OBFUSCATED_EMAIL
                       # a payment or messaging profile link: "paypal.me/jdoe88", "venmo.com/u/Kofi", "wa.me/1555..."
                       + r"|\b(?:paypal\.me|venmo\.com|cash\.app|cash\.me|wa\.me|t\.me|m\.me|linktr\.ee)/[\w.$/-]*\w"
                       # any handle-shaped word after a payment app's name: "venmo: Thu-Trang-Pham-3", "zelle kofi_b"
+                      r"|(?<=>)/[\w.$-]*\w"  # the path left after a scrubbed link: "<EMAIL_ADDRESS_1>/PaddyOSull"
                       r"|(?<=venmo|zelle)(?:\s+(?:is|to|at|me|handle|username|name))*\s*[:=-]?\s*[A-Za-z][\w.]*[-_\d][\w.-]*",
                       re.IGNORECASE)
 # Words that are never a name in any rule below: function words, titles, days and months.
@@ -300,6 +315,19 @@ class LeakChecker:
                     start = match.start() + item.start()
                     if text[start - 1 : start] != "<" and self._a_name_word(text, start, item.group(), rare_is_enough=True):
                         found.append((start, start + len(item.group()), NAME_LIKE_WORD))
+        openings = [(match.start("opening"), match.group("opening")) for match in _ROSTER_ITEM.finditer(text)]
+        if sum(opening.startswith("<PERSON_") for _, opening in openings) >= 2:
+            for start, opening in openings:
+                lower = opening.lower()
+                if not opening.startswith("<") and lower not in self.never_names and lower not in NOT_NAMES \
+                        and not re.fullmatch(_RELATIVE, lower) and lower not in places() - name_lexicon().top:
+                    found.append((start, start + len(opening), NAME_LIKE_WORD))
+        for match in _SPEAKER.finditer(text):
+            word = match.group("speaker").lower()
+            if ((word in name_lexicon().top or name_lexicon().is_name(word) and _zipf(word) < 3.0)
+                    and word not in self.never_names and word not in COMMON_WORDS_THAT_ARE_NAMES
+                    and word not in NOT_NAMES and len(word) > 2):
+                found.append((*match.span("speaker"), NAME_LIKE_WORD))
         for match in _FIRST_THEN_SURNAME.finditer(text):
             if self._first_then_surname(text, match):
                 found.append((*match.span(), NAME_LIKE_WORD))
@@ -311,7 +339,8 @@ class LeakChecker:
                         and word.lower() not in places() and not re.fullmatch(r"\d{4}", match.group().split()[-1])):
                     found.append((*match.span(), HOUSE_NUMBER))
         for match in _SUBJECT.finditer(text):
-            if self._named_subject(text, match.start("word"), match.group("word"), match.group("verb").lower()):
+            verb = " ".join(match.group("verb").lower().split())
+            if self._named_subject(text, match.start("word"), match.group("word"), verb):
                 found.append((*match.span("word"), NAME_LIKE_WORD))
         for match in _INITIALS_OR_SIGNOFF.finditer(text):
             group = "signed" if match.group("signed") else "initials"
@@ -320,10 +349,12 @@ class LeakChecker:
                 found.append((match.start(group), match.end(group), NAME_LIKE_WORD))
         lexicon = name_lexicon()
         for match in _ADDRESSED.finditer(text):
-            group = next(name for name in ("word", "named", "called", "owner", "hailed", "lower") if match.group(name))
+            group = next(name for name in ("word", "named", "called", "owner", "hailed", "lower", "honoured", "scripted")
+                         if match.group(name))
             word = match.group(group)
             last = word.split()[-1]
-            if group in ("hailed", "word") and self._rare_word_hailed(text, *match.span(group)):
+            if (group in ("honoured", "scripted") and word.split()[0].lower() not in self.never_names
+                    or group in ("hailed", "word") and self._rare_word_hailed(text, *match.span(group))):
                 found.append((*match.span(group), NAME_LIKE_WORD))
             elif group == "hailed":
                 if lexicon.is_name(word) and _zipf(word) < 5.0:
@@ -349,6 +380,8 @@ class LeakChecker:
     def _rare_word_hailed(self, text: str, start: int, end: int) -> bool:
         """Greeted, thanked or hailed, a word English hardly uses is a name, on a name list or not
         ("Hi Ji-woo,", "Mālō e lelei, Sione!"), unless it is a place or a business word."""
+        if _ROMANISED_GIVEN_NAME.fullmatch(text[start:end]):
+            return True
         parts = [part.lower() for part in re.split(r"[\s'’-]+", text[start:end]) if part]
         return (_zipf(text[start:end]) < 3.0 and not any(part in self.never_names for part in parts)
                 and not all(part in places() for part in parts) and not is_place_or_thing(text, start, end))
@@ -382,10 +415,14 @@ class LeakChecker:
 
     def _first_then_surname(self, text: str, match: re.Match) -> bool:
         first, last = match.group("first").lower(), match.group("last").lower()
-        if (first not in name_lexicon().top or first in COMMON_WORDS_THAT_ARE_NAMES or first in NOT_NAMES
-                or first in self.never_names or len(first) < 3):
+        if first in NOT_NAMES or first in self.never_names or len(first) < 3:
             return False
-        return (_zipf(last) < 3.0 and last not in self.never_names and last not in places()
+        # "Sierra Whitfield", "Park Min-jun": a first name that is also a word needs a surname English never uses
+        if first in COMMON_WORDS_THAT_ARE_NAMES or first not in name_lexicon().top:
+            return (first in COMMON_WORDS_THAT_ARE_NAMES and (_zipf(last) < 2.5 and last not in places()
+                                                              or _ROMANISED_GIVEN_NAME.fullmatch(match.group("last"))))
+        # a surname may be a village somewhere ("Abakumova", "Ulvik"); only a known city rules it out
+        return (_zipf(last) < 3.0 and last not in self.never_names and last not in big_places()
                 and not is_place_or_thing(text, *match.span()) and not _part_of_a_place(text, match.start(), match.group("first")))
 
     def _named_subject(self, text: str, start: int, word: str, verb: str) -> bool:
