@@ -128,10 +128,10 @@ _ADDRESS_REST = re.compile(
     r"(?i:\bp\.?\s?o\.?\s*box\s+\d+|\b(?:rr|psc|rural\s+route|hc)\s*\d+,?\s+box\s+\d+)"
     r"|\b[AFD]PO\s+A[AEP]\s+\d{5}\b"
     r"|(?<![\w$.,/:#-])\d{1,6}(?=\s+<STREET_ADDRESS_\d+>|\s+(?:\w{1,4}\.\s+)?<PERSON_\d+>\s+\d{1,5}\b)")
-# A unit is part of an address only where the scrubber found one ("<STREET_ADDRESS_1> | Apt. 367"); "unit 4417"
-# alone locates nobody.
+# A unit is part of an address only where the scrubber found one, or took a street's name for a person
+# ("<STREET_ADDRESS_1> | Apt. 367", "625 ul. <PERSON_2> 82 | Suite 527"); "unit 4417" alone locates nobody.
 _UNIT = re.compile(r"(?i)\b(?:apt|apartment|suite|ste|unit)\.?\s*#?\s*\d{1,5}[A-Za-z]?\b")
-_ADDRESS_FOUND = re.compile(r"<(?:STREET_ADDRESS|PERSON)_\d+>")
+_ADDRESS_OR_PERSON_FOUND = re.compile(r"<(?:STREET_ADDRESS|PERSON)_\d+>")
 # A word beside what the scrubber already took for a person or a contact: one item of a list of people
 # ("<PERSON_5>, Jun, and <PERSON_7>"), the rest of a name ("<PERSON_1> Makana", "Kealoha–<PERSON_2>"), whose
 # phone it is ("Carolina at <PHONE_NUMBER_1>", "<PHONE_NUMBER_2> for Jean-Robert") or the name in another
@@ -161,11 +161,13 @@ _ROSTER_ITEM = re.compile(r"(?:^|(?<=[\n|,;:]))[^\S\n]*(?P<opening><PERSON_\d+>|
 # The speaker of a pasted chat or a script: "Chloe: what time?", "| Arya: see you".
 _SPEAKER = re.compile(r"(?m)(?:^|\|)[^\w\n|<]*(?P<speaker>[A-Z][\w'’-]+)(?=:\s)")
 # A capitalised word before a verb a person does: a name as a sentence's subject.
-_PERSON_VERBS = frozenset(["is from", "was from", "had given", "lives", "lived", "shouted", "said", "says", "asked", "wants", "loves", "began", "listed",
-                           "told", "called", "texted", "emailed", "turns", "turned", "married", "gave", "wrote",
-                           "thinks", "knows", "feels", "needs", "prefers", "booked", "paid"])
-_SUBJECT = re.compile(r"(?<![\w'’-])(?P<word>[A-Z][a-z][\w'’-]*)\s+(?P<verb>(?:is|was)\s+from|had\s+given|is|was|has|had|"
-                      r"will|would|can|could|" + "|".join(_PERSON_VERBS) + r")\b")
+_PERSON_VERBS = frozenset(["is from", "was from", "had given", "lives", "lived", "shouted", "said", "says", "asked",
+                           "wants", "loves", "began", "listed", "told", "called", "texted", "emailed", "turns", "turned",
+                           "married", "gave", "wrote", "thinks", "knows", "feels", "needs", "prefers", "booked", "paid"])
+# The person verbs first, longest first ("is from" before "is"), in a fixed order; then what things do too.
+_SUBJECT = re.compile(r"(?<![\w'’-])(?P<word>[A-Z][a-z][\w'’-]*)\s+(?P<verb>"
+                      + "|".join(verb.replace(" ", r"\s+") for verb in sorted(_PERSON_VERBS, key=lambda v: (-len(v), v)))
+                      + r"|is|was|has|had|will|would|can|could)\b")
 # Initials or a name signing off a line ("Thx, -JT", "— Beto") and initials greeted ("Hi J.T.,").
 _INITIALS_OR_SIGNOFF = re.compile(r"(?m)(?:^|\s)[-–—~][ \t]*(?P<signed>[A-Z][\w.'’]*(?:[ \t]+[A-Z][\w.'’]*)?)[ \t]*$"
                                   r"|(?i:\b(?:hi|hello|hey|thanks|dear|congrats|congratulations\s+to),?\s+)"
@@ -266,6 +268,7 @@ class LeakChecker:
 
     def findings(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, rule) of everything in one analysed text that looks like PII."""
+        lexicon = name_lexicon()
         found = [(s.start, s.end, s.entity_type) for s in self.detector.spans(text)
                  if not (s.entity_type == "PERSON" and self._ordinary(text, s.start, s.end))]
         # Letters typed for digits beside digits ("606-436-22O9", "4l5 555 0123") count as those digits.
@@ -291,7 +294,7 @@ class LeakChecker:
                   if not re.search(r"(?i)\b(?:guests?|people|adults?|kids|miles?|hours?|minutes?)\b", match.group())]
         found += [(match.start(), match.end(), HOUSE_NUMBER) for match in _CAPITALISED_STREET.finditer(text)]
         found += [(match.start(), match.end(), HOUSE_NUMBER) for match in _ADDRESS_REST.finditer(text)]
-        if _ADDRESS_FOUND.search(text):
+        if _ADDRESS_OR_PERSON_FOUND.search(text):
             found += [(match.start(), match.end(), HOUSE_NUMBER) for match in _UNIT.finditer(text)]
         for match in _HOUSE_NUMBER.finditer(text):
             word = match.group("word").lower()
@@ -320,11 +323,11 @@ class LeakChecker:
             for start, opening in openings:
                 lower = opening.lower()
                 if not opening.startswith("<") and lower not in self.never_names and lower not in NOT_NAMES \
-                        and not re.fullmatch(_RELATIVE, lower) and lower not in places() - name_lexicon().top:
+                        and not re.fullmatch(_RELATIVE, lower) and lower not in places() - lexicon.top:
                     found.append((start, start + len(opening), NAME_LIKE_WORD))
         for match in _SPEAKER.finditer(text):
             word = match.group("speaker").lower()
-            if ((word in name_lexicon().top or name_lexicon().is_name(word) and _zipf(word) < 3.0)
+            if ((word in lexicon.top or lexicon.is_name(word) and _zipf(word) < 3.0)
                     and word not in self.never_names and word not in COMMON_WORDS_THAT_ARE_NAMES
                     and word not in NOT_NAMES and len(word) > 2):
                 found.append((*match.span("speaker"), NAME_LIKE_WORD))
@@ -347,7 +350,6 @@ class LeakChecker:
             words = match.group(group).replace(".", " ").split()
             if not any(word.lower() in self.never_names for word in words):
                 found.append((match.start(group), match.end(group), NAME_LIKE_WORD))
-        lexicon = name_lexicon()
         for match in _ADDRESSED.finditer(text):
             group = next(name for name in ("word", "named", "called", "owner", "hailed", "lower", "honoured", "scripted")
                          if match.group(name))
